@@ -1,0 +1,58 @@
+# The two commands a newcomer needs:
+#   make demo   bring up what the demo needs and show it working
+#   make test   install everything (system packages included) and run the
+#               unit and functional tests
+# Both install into a virtualenv at .venv with the pinned stack in
+# constraints.txt. System packages come from bindep.txt (needs root, as do
+# the functional tests: they create loop devices and start services).
+
+PYTHON ?= python3
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: demo test unit functional venv system-deps pep8 genconfig releasenotes clean
+
+$(VENV)/.installed: requirements.txt test-requirements.txt constraints.txt setup.cfg
+	@echo "==> creating $(VENV) with the pinned stack (about 1-2 minutes the first time)"
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -U -c constraints.txt pip setuptools wheel
+	$(PIP) install -q -c constraints.txt -r requirements.txt -r test-requirements.txt
+	$(PIP) install -q -c constraints.txt --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+system-deps: venv
+	@missing="$$($(VENV)/bin/bindep -b sandbox || true)"; \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing system packages: $$missing"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "==> system packages already present"; \
+	fi
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+functional: system-deps
+	$(VENV)/bin/pytest -v -rs tests/functional $(PYTEST_ARGS)
+
+test: system-deps
+	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
+
+demo: system-deps
+	$(VENV)/bin/python -m ipa_cinder.sandbox.demo
+
+pep8: venv
+	$(VENV)/bin/flake8 ipa_cinder tests
+
+genconfig: venv
+	$(VENV)/bin/oslo-config-generator --namespace ipa_cinder --output-file etc/ipa-cinder/ipa-cinder.conf.sample
+
+releasenotes: venv
+	$(VENV)/bin/reno lint
+
+clean:
+	rm -rf $(VENV) .pytest_cache .sandbox

@@ -1,0 +1,83 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Configuration options of both halves and of the command-line tool.
+
+Every option lives in the ``[ipa_cinder]`` group, in the configuration file
+of the process that loads this code: ironic-python-agent on the node,
+ironic-conductor on the conductor, ``/etc/ipa-cinder/ipa-cinder.conf`` for
+the ``ipa-cinder`` command. Options may be registered after the service
+parsed its configuration files; oslo.config reads them lazily.
+"""
+
+from oslo_config import cfg
+
+GROUP = 'ipa_cinder'
+
+agent_opts = [
+    cfg.StrOpt('state_dir',
+               default='/var/lib/ipa-cinder',
+               help='Directory where connected volumes are recorded, so '
+                    'that a restarted agent (or ipa-cinder command) can '
+                    'still list and disconnect them. One JSON file per '
+                    'connection, readable by root only because it holds '
+                    'the connection info.'),
+    cfg.BoolOpt('use_multipath',
+                default=False,
+                help='Default for the "multipath" argument of get_connector '
+                     'and connect_volume when the caller does not give '
+                     'one.'),
+    cfg.BoolOpt('privsep_in_process',
+                default=True,
+                help='Run os-brick\'s privileged calls inside this process '
+                     'instead of spawning a privsep daemon. The agent runs '
+                     'as root already, so a daemon adds nothing but a '
+                     'start-up cost and a dependency on sudo; set to False '
+                     'to use [privsep_osbrick] helper_command instead.'),
+]
+
+cinder_opts = [
+    cfg.IntOpt('cinder_retry_attempts',
+               default=6, min=1,
+               help='How many times a Cinder API call is tried in all when '
+                    'it fails with a connection error or HTTP 500, 502, 503 '
+                    'or 504. Calls that fail with 400, 403, 404 or 409 are '
+                    'never retried.'),
+    cfg.FloatOpt('cinder_retry_max_time',
+                 default=60.0, min=0,
+                 help='Upper bound, in seconds, of the time spent retrying '
+                      'one Cinder API call, whatever the number of '
+                      'attempts left.'),
+    cfg.FloatOpt('cinder_retry_initial_delay',
+                 default=0.5, min=0,
+                 help='Delay before the first retry of a Cinder API call, '
+                      'in seconds; doubled for every further retry, with '
+                      'random jitter.'),
+    cfg.FloatOpt('cinder_retry_max_delay',
+                 default=10.0, min=0,
+                 help='Longest delay between two attempts of a Cinder API '
+                      'call, in seconds.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(agent_opts, group=GROUP)
+    conf.register_opts(cinder_opts, group=GROUP)
+
+
+CONF = cfg.CONF
+register_opts(CONF)
+
+
+def list_opts():
+    """Options of ipa-cinder, for oslo-config-generator."""
+    return [(GROUP, agent_opts + cinder_opts)]
