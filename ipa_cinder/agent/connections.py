@@ -1,0 +1,317 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Connecting and disconnecting Cinder volumes on this host.
+
+The one place that drives os-brick for a volume: used by the IPA
+extension on a node and by the ``ipa-cinder`` command on any host. Every
+connection is recorded (see :mod:`ipa_cinder.agent.registry`) so that the
+operations are idempotent and survive a restart of the process.
+"""
+
+import os
+
+from oslo_log import log
+from oslo_utils import timeutils
+
+from ipa_cinder.agent import brick
+from ipa_cinder.agent import registry as registry_mod
+from ipa_cinder import connection
+from ipa_cinder import log_filter
+
+LOG = log.getLogger(__name__)
+
+
+class VolumeConnectionError(RuntimeError):
+    """Connecting or disconnecting a volume failed on this host.
+
+    The message names the volume (and the attachment) and never carries a
+    secret.
+    """
+
+
+def _describe(volume_id, attachment_id):
+    return 'volume %s (attachment %s)' % (volume_id, attachment_id)
+
+
+def _safe_error(exc):
+    """Text of an exception from os-brick or the OS, secrets masked."""
+    return log_filter.scrub(connection.mask('%s' % exc))
+
+
+class VolumeConnections(object):
+    """Volumes connected on this host, backed by a registry on disk."""
+
+    def __init__(self, registry=None):
+        self.registry = registry or registry_mod.ConnectionRegistry()
+
+    # Queries
+
+    def list(self):
+        """Every recorded connection, with ``present`` telling whether its
+        device still exists on this host."""
+        records = self.registry.list()
+        for record in records:
+            record['present'] = bool(record.get('device_path')) and \
+                os.path.exists(record['device_path'])
+        return records
+
+    def boot_connection(self):
+        """The record of the boot volume's connection, or None."""
+        for record in self.registry.list():
+            if record.get('boot'):
+                return record
+        return None
+
+    def connected_devices(self):
+        """Real paths of every device of a recorded connection."""
+        devices = set()
+        for record in self.registry.list():
+            path = record.get('device_path')
+            if path:
+                devices.add(os.path.realpath(path))
+        return devices
+
+    def is_connected_device(self, path):
+        """Whether ``path`` is (a partition of) a connected volume."""
+        real = os.path.realpath(path)
+        for device in self.connected_devices():
+            if real == device:
+                return True
+            # Partitions: /dev/loop3p1 of /dev/loop3, /dev/sdb2 of /dev/sdb.
+            rest = real[len(device):]
+            if real.startswith(device) and rest and (
+                    rest.isdigit()
+                    or (rest[0] == 'p' and rest[1:].isdigit())):
+                return True
+        return False
+
+    # Changes
+
+    def connect(self, volume_id, attachment_id, connection_info, mode='rw',
+                boot=False, multipath=False, node=None):
+        """Connect a volume through os-brick and record it.
+
+        Calling it again for a recorded attachment whose device is still
+        there returns the existing connection (``reused: True``).
+
+        :param volume_id: the Cinder volume.
+        :param attachment_id: its Cinder attachment for this host.
+        :param connection_info: the attachment's connection info.
+        :param mode: ``rw`` or ``ro``; ``ro`` sets the kernel's read-only
+            flag on the device.
+        :param boot: whether this is the boot volume (the install device).
+        :param multipath: whether os-brick should use multipath.
+        :param node: the Ironic node (for messages), if any.
+        :returns: the connection record (secrets masked).
+        :raises: InvalidConnectionInfo, InvalidIdentifier on bad input,
+            VolumeConnectionError when the connection fails.
+        """
+        registry_mod.check_uuid(volume_id, 'volume_id')
+        registry_mod.check_uuid(attachment_id, 'attachment_id')
+        connection.validate_mode(mode, volume_id)
+        info = connection.validate_connection_info(connection_info,
+                                                   volume_id)
+        log_filter.remember(connection_info)
+        protocol = info['driver_volume_type']
+        what = _describe(volume_id, attachment_id)
+        if node:
+            what = 'node %s: %s' % (node, what)
+
+        with self.registry.locked():
+            existing = self.registry.get(attachment_id)
+            if existing is not None:
+                if existing.get('volume_id') != volume_id:
+                    raise VolumeConnectionError(
+                        '%s: this attachment is recorded for volume %s'
+                        % (what, existing.get('volume_id')))
+                if os.path.exists(existing.get('device_path') or ''):
+                    LOG.info('%s is already connected as %s, reusing it',
+                             what, existing['device_path'])
+                    existing['reused'] = True
+                    return existing
+                LOG.warning('%s was recorded as %s but that device is gone; '
+                            'connecting it again', what,
+                            existing.get('device_path'))
+                self.registry.remove(attachment_id)
+            for other in self.registry.list():
+                if other.get('volume_id') == volume_id:
+                    raise VolumeConnectionError(
+                        '%s: the volume is already connected here through '
+                        'attachment %s; disconnect it first'
+                        % (what, other.get('attachment_id')))
+                if boot and other.get('boot'):
+                    raise VolumeConnectionError(
+                        '%s: volume %s is already connected as the boot '
+                        'volume; a node has one boot volume'
+                        % (what, other.get('volume_id')))
+
+            self._preflight(protocol, info['data'], what)
+            LOG.info('Connecting %s (%s, mode %s%s)', what, protocol, mode,
+                     ', boot volume' if boot else '')
+            started = timeutils.utcnow()
+            connector = brick.make_connector(protocol, multipath=multipath)
+            try:
+                device_info = connector.connect_volume(info['data'])
+            except Exception as e:
+                raise VolumeConnectionError(
+                    '%s: os-brick could not connect the %s volume: %s'
+                    % (what, protocol, _safe_error(e)))
+            path = device_info.get('path')
+            try:
+                if not path or not os.path.exists(path):
+                    raise VolumeConnectionError(
+                        '%s: os-brick returned no usable device path (%r)'
+                        % (what, path))
+                if mode == 'ro':
+                    brick.set_read_only(path, True)
+                    if not brick.is_read_only(path):
+                        raise VolumeConnectionError(
+                            '%s: the kernel did not make %s read-only'
+                            % (what, path))
+            except Exception as e:
+                # Nothing leaks: undo the os-brick connection before
+                # reporting the failure.
+                self._disconnect_device(connector, info['data'],
+                                        device_info, what)
+                if isinstance(e, VolumeConnectionError):
+                    raise
+                raise VolumeConnectionError(
+                    '%s: cannot set %s read-only: %s'
+                    % (what, path, _safe_error(e)))
+
+            record = {
+                'volume_id': volume_id,
+                'attachment_id': attachment_id,
+                'driver_volume_type': protocol,
+                'connection_info': info,
+                'device_path': path,
+                'device_info': device_info,
+                'mode': mode,
+                'boot': bool(boot),
+                'multipath': bool(multipath),
+                'node': node,
+                'connected_at': timeutils.utcnow().isoformat(),
+            }
+            self.registry.save(record)
+            LOG.info('Connected %s as %s in %.2fs', what, path,
+                     timeutils.delta_seconds(started, timeutils.utcnow()))
+            record = connection.mask(record)
+            record['reused'] = False
+            return record
+
+    def disconnect(self, volume_id=None, attachment_id=None, force=False):
+        """Flush and disconnect recorded connections, then forget them.
+
+        Disconnecting something that is not recorded is a success.
+
+        :param volume_id: disconnect the connections of this volume.
+        :param attachment_id: disconnect this attachment's connection.
+        :param force: passed to os-brick (ignore flush errors).
+        :returns: the records that were disconnected.
+        """
+        if volume_id is None and attachment_id is None:
+            raise registry_mod.InvalidIdentifier(
+                'give volume_id or attachment_id')
+        if volume_id is not None:
+            registry_mod.check_uuid(volume_id, 'volume_id')
+        if attachment_id is not None:
+            registry_mod.check_uuid(attachment_id, 'attachment_id')
+        with self.registry.locked():
+            records = self.registry.find(volume_id=volume_id,
+                                         attachment_id=attachment_id)
+            if not records:
+                LOG.info('Nothing connected for volume %s attachment %s: '
+                         'nothing to disconnect', volume_id, attachment_id)
+            for record in records:
+                self._disconnect_record(record, force=force)
+            return records
+
+    def disconnect_all(self, force=False):
+        """Disconnect every recorded connection (cleaning, tear down)."""
+        with self.registry.locked():
+            records = self.registry.list()
+            errors = []
+            for record in records:
+                try:
+                    self._disconnect_record(record, force=force)
+                except VolumeConnectionError as e:
+                    errors.append(str(e))
+            if errors:
+                raise VolumeConnectionError('; '.join(errors))
+            return records
+
+    # Internals
+
+    def _preflight(self, protocol, data, what):
+        """Refuse early, with a clear reason, what cannot work here."""
+        if protocol == 'local':
+            path = data['device_path']
+            if not brick.is_block_device(path):
+                raise VolumeConnectionError(
+                    '%s: data.device_path %s is not a block device on this '
+                    'host' % (what, path))
+        elif protocol in ('iscsi', 'iser'):
+            if not (os.path.isdir('/sys/class/iscsi_transport')
+                    or os.path.isdir('/sys/module/iscsi_tcp')):
+                raise VolumeConnectionError(
+                    '%s: this host has no kernel iSCSI initiator (module '
+                    'iscsi_tcp is not loaded and /sys/class/iscsi_transport '
+                    'does not exist), so it cannot log in to %s'
+                    % (what, data.get('target_portal')
+                       or data.get('target_portals')))
+
+    def _disconnect_device(self, connector, data, device_info, what,
+                           force=False):
+        try:
+            connector.disconnect_volume(data, device_info, force=force)
+        except Exception as e:
+            LOG.error('%s: os-brick could not disconnect: %s', what,
+                      _safe_error(e))
+            raise VolumeConnectionError(
+                '%s: os-brick could not disconnect: %s'
+                % (what, _safe_error(e)))
+
+    def _disconnect_record(self, record, force=False):
+        volume_id = record.get('volume_id')
+        attachment_id = record.get('attachment_id')
+        what = _describe(volume_id, attachment_id)
+        path = record.get('device_path')
+        present = bool(path) and os.path.exists(path)
+        if present:
+            try:
+                brick.flush(path)
+            except OSError as e:
+                if not force:
+                    raise VolumeConnectionError(
+                        '%s: cannot flush %s before disconnecting: %s'
+                        % (what, path, e))
+                LOG.warning('%s: flush of %s failed, forced: %s', what,
+                            path, e)
+            if record.get('mode') == 'ro':
+                # The flag stays on the kernel device otherwise, and the
+                # next volume exported through it would be read-only.
+                try:
+                    brick.set_read_only(path, False)
+                except OSError as e:
+                    LOG.warning('%s: cannot clear the read-only flag of %s: '
+                                '%s', what, path, e)
+        info = record.get('connection_info') or {}
+        connector = brick.make_connector(
+            record.get('driver_volume_type') or
+            info.get('driver_volume_type'),
+            multipath=record.get('multipath', False))
+        self._disconnect_device(connector, info.get('data') or {},
+                                record.get('device_info') or {}, what,
+                                force=force)
+        self.registry.remove(attachment_id)
+        LOG.info('Disconnected %s (%s)', what, path)

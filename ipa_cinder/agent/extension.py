@@ -1,0 +1,181 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The ``cinder`` extension of ironic-python-agent.
+
+Commands (``POST /v1/commands/`` with ``{"name": "cinder.<command>"}``):
+
+``cinder.get_connector(multipath=False, enforce_multipath=False)``
+    This node's connector (os-brick), ``host`` set to the node's UUID.
+``cinder.connect_volume(volume_id, attachment_id, connection_info,
+mode="rw", boot=False, multipath=False)``
+    Connect a volume; returns its device path. Idempotent per attachment.
+``cinder.disconnect_volume(volume_id=None, attachment_id=None)``
+    Flush and disconnect; unknown volumes are a success.
+``cinder.list_connections()``
+    What this node has connected (recorded on disk, survives a restart).
+
+Bad parameters are refused before anything runs, with HTTP 400 and a
+message naming the field; failures while connecting come back as a failed
+command whose error names the node and the volume. No secret of a
+connection_info reaches the agent's log or an error.
+"""
+
+import ipaddress
+import socket
+
+from ironic_python_agent import errors
+from ironic_python_agent.extensions import base
+from ironic_python_agent import hardware
+from oslo_log import log
+from oslo_utils import strutils
+
+from ipa_cinder.agent import brick
+from ipa_cinder.agent import connections
+from ipa_cinder.agent import registry
+from ipa_cinder import connection
+from ipa_cinder import log_filter
+
+LOG = log.getLogger(__name__)
+
+
+def _bool(name, value):
+    if isinstance(value, bool):
+        return value
+    try:
+        return strutils.bool_from_string(value, strict=True)
+    except ValueError:
+        raise errors.InvalidCommandParamsError(
+            '%s must be a boolean, got %r' % (name, connection.mask(value)))
+
+
+def _unknown(command, extra):
+    if extra:
+        raise errors.InvalidCommandParamsError(
+            '%s: unknown parameter(s) %s'
+            % (command, ', '.join(sorted(extra))))
+
+
+def _validate_connect(self, volume_id=None, attachment_id=None,
+                      connection_info=None, mode='rw', boot=False,
+                      multipath=False, **extra):
+    _unknown('cinder.connect_volume', extra)
+    try:
+        registry.check_uuid(volume_id, 'volume_id')
+        registry.check_uuid(attachment_id, 'attachment_id')
+        connection.validate_mode(mode, volume_id)
+        connection.validate_connection_info(connection_info, volume_id)
+    except ValueError as e:
+        raise errors.InvalidCommandParamsError(
+            '%s%s' % (_node_prefix(), e))
+    _bool('boot', boot)
+    _bool('multipath', multipath)
+
+
+def _validate_disconnect(self, volume_id=None, attachment_id=None,
+                         force=False, **extra):
+    _unknown('cinder.disconnect_volume', extra)
+    if volume_id is None and attachment_id is None:
+        raise errors.InvalidCommandParamsError(
+            'cinder.disconnect_volume needs volume_id or attachment_id')
+    try:
+        if volume_id is not None:
+            registry.check_uuid(volume_id, 'volume_id')
+        if attachment_id is not None:
+            registry.check_uuid(attachment_id, 'attachment_id')
+    except ValueError as e:
+        raise errors.InvalidCommandParamsError(str(e))
+    _bool('force', force)
+
+
+def _node_uuid():
+    node = hardware.get_cached_node()
+    return node.get('uuid') if node else None
+
+
+def _node_prefix():
+    node = _node_uuid()
+    return 'node %s: ' % node if node else ''
+
+
+class CinderExtension(base.BaseAgentExtension):
+    """Volume connections of the node, driven by the conductor."""
+
+    def __init__(self, agent=None):
+        super().__init__(agent=agent)
+        log_filter.install()
+        self.connections = connections.VolumeConnections()
+
+    def _advertised_ip(self):
+        address = getattr(self.agent, 'advertise_address', None)
+        host = getattr(address, 'hostname', None)
+        try:
+            return str(ipaddress.ip_address(host)) if host else None
+        except ValueError:
+            return None
+
+    @base.sync_command('get_connector')
+    def get_connector(self, multipath=False, enforce_multipath=False):
+        """Return this node's connector for Cinder attachments."""
+        multipath = _bool('multipath', multipath)
+        enforce_multipath = _bool('enforce_multipath', enforce_multipath)
+        host = _node_uuid() or socket.gethostname()
+        try:
+            return brick.get_connector(host, ip=self._advertised_ip(),
+                                       multipath=multipath,
+                                       enforce_multipath=enforce_multipath)
+        except brick.NoStorageIdentity as e:
+            raise errors.CommandExecutionError(str(e))
+        except Exception as e:
+            raise errors.CommandExecutionError(
+                '%scannot read the storage connector: %s'
+                % (_node_prefix(), log_filter.scrub(str(e))))
+
+    @base.async_command('connect_volume', _validate_connect)
+    def connect_volume(self, volume_id, attachment_id, connection_info,
+                       mode='rw', boot=False, multipath=False):
+        """Connect a Cinder volume; returns the device path and info."""
+        try:
+            record = self.connections.connect(
+                volume_id, attachment_id, connection_info, mode=mode,
+                boot=_bool('boot', boot),
+                multipath=_bool('multipath', multipath),
+                node=_node_uuid())
+        except (connections.VolumeConnectionError, ValueError) as e:
+            raise errors.CommandExecutionError(str(e))
+        return _public(record)
+
+    @base.async_command('disconnect_volume', _validate_disconnect)
+    def disconnect_volume(self, volume_id=None, attachment_id=None,
+                          force=False):
+        """Flush and disconnect a volume; unknown volumes succeed."""
+        try:
+            records = self.connections.disconnect(
+                volume_id=volume_id, attachment_id=attachment_id,
+                force=_bool('force', force))
+        except (connections.VolumeConnectionError, ValueError) as e:
+            raise errors.CommandExecutionError('%s%s' % (_node_prefix(), e))
+        return {'disconnected': [_public(r) for r in records]}
+
+    @base.sync_command('list_connections')
+    def list_connections(self):
+        """Every connection this node has recorded."""
+        return {'connections': [_public(r)
+                                for r in self.connections.list()]}
+
+
+def _public(record):
+    """What a command returns of a record: no connection_info data."""
+    shown = {k: v for k, v in record.items() if k != 'connection_info'}
+    info = record.get('connection_info') or {}
+    shown['driver_volume_type'] = info.get(
+        'driver_volume_type', record.get('driver_volume_type'))
+    return connection.mask(shown)
