@@ -455,6 +455,7 @@ class CinderClient(object):
             self._call('delete_attachment', 'DELETE',
                        '/attachments/%s' % attachment_id,
                        microversion=MV_ATTACH, headers=headers,
+                       ok=(200, 202, 204),
                        volume=volume_id, attachment=attachment_id)
         except CinderNotFound:
             LOG.info('Cinder attachment %(att)s (volume %(vol)s) is already '

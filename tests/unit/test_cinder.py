@@ -23,6 +23,7 @@ import time
 from unittest import mock
 
 import fixtures
+from keystoneauth1 import adapter as ks_adapter
 import openstack.connection
 from oslo_config import cfg
 import requests
@@ -525,3 +526,51 @@ class TestSecrets(Base):
         self.client().get_attachment(ATT)
         self.assertIn('retrying', self.log.output)
         self.assertNoSecret(self.log.output)
+
+
+class TestIronicClient(testtools.TestCase):
+    """The conductor's client: Ironic's session, a service token always."""
+
+    def setUp(self):
+        super().setUp()
+        from ironic.common import cinder as ironic_cinder
+        from ironic.common import keystone
+        from ironic.conf import CONF as ironic_conf
+        self.ironic_conf = ironic_conf
+        self.proxy = mock.Mock(spec=ks_adapter.Adapter)
+        self.proxy.auth = None
+        self.proxy.session = mock.Mock(auth=None)
+        self.useFixture(fixtures.MockPatchObject(
+            ironic_cinder, 'get_client', return_value=self.proxy))
+        self.service_auth = mock.Mock()
+        self.useFixture(fixtures.MockPatchObject(
+            keystone, 'get_auth', return_value=self.service_auth))
+
+    def test_service_token_added_without_user_token(self):
+        from keystoneauth1 import service_token
+        self.ironic_conf.set_override('auth_type', 'password',
+                                      group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        context = mock.Mock(auth_token=None)
+        client = cinder.ironic_client(context, node=NODE)
+        self.assertIs(self.proxy, client.proxy)
+        self.assertIsInstance(self.proxy.auth,
+                              service_token.ServiceTokenAuthWrapper)
+        self.assertIs(self.service_auth, self.proxy.auth.service_auth)
+        self.assertEqual(NODE, client.node)
+
+    def test_user_token_keeps_ironic_session(self):
+        self.ironic_conf.set_override('auth_type', 'password',
+                                      group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        cinder.ironic_client(mock.Mock(auth_token='user-token'))
+        self.assertIsNone(self.proxy.auth)
+
+    def test_noauth(self):
+        self.ironic_conf.set_override('auth_type', 'none', group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        cinder.ironic_client(None)
+        self.assertIsNone(self.proxy.auth)
