@@ -76,6 +76,8 @@ class FakeTransport(adapters.BaseAdapter):
         super().__init__()
         self.script = {}
         self.sent = []
+        # Connection errors to raise for the version document first.
+        self.discovery_failures = 0
 
     def add(self, method, path, *answers):
         self.script.setdefault((method, path), []).extend(answers)
@@ -89,6 +91,9 @@ class FakeTransport(adapters.BaseAdapter):
     def send(self, request, **kwargs):
         path = request.path_url.split('?')[0]
         if request.method == 'GET' and path.rstrip('/') == '/v3':
+            if self.discovery_failures:
+                self.discovery_failures -= 1
+                raise requests.exceptions.ConnectionError('refused')
             return self._response(request, 200, VERSION_DOC)
         self.sent.append(request)
         path = path[len('/v3'):]
@@ -366,6 +371,15 @@ class TestRetryPolicy(Base):
         self.assertEqual('available', volume['status'])
         self.assertEqual(1, len(self.sleeps))
         self.assertIn('get_volume', self.log.output)
+
+    def test_discovery_retried(self):
+        # The proxy reads Cinder's version document on first use: Cinder
+        # being down at that moment is ridden through like any call.
+        self.transport.discovery_failures = 2
+        self.transport.add('GET', '/volumes/%s' % VOLUME,
+                           (200, {'volume': {'id': VOLUME}}))
+        self.assertEqual(VOLUME, self.client().get_volume(VOLUME)['id'])
+        self.assertEqual(2, len(self.sleeps))
 
     def test_connection_error_exhausted(self):
         self.conf.set_override('cinder_retry_attempts', 2,
