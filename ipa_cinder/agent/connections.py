@@ -57,8 +57,10 @@ class VolumeConnections(object):
     # Queries
 
     def list(self):
-        """Every recorded connection, with ``present`` telling whether its
-        device still exists on this host."""
+        """Every recorded connection.
+
+        Each record gains ``present``: whether its device still exists.
+        """
         records = self.registry.list()
         for record in records:
             record['present'] = bool(record.get('device_path')) and \
@@ -87,11 +89,15 @@ class VolumeConnections(object):
         for device in self.connected_devices():
             if real == device:
                 return True
-            # Partitions: /dev/loop3p1 of /dev/loop3, /dev/sdb2 of /dev/sdb.
+            # Partitions: /dev/sdb2 of /dev/sdb; a name ending in a digit
+            # takes a "p": /dev/loop3p1 of /dev/loop3 (never /dev/loop31).
+            if not real.startswith(device) or real == device:
+                continue
             rest = real[len(device):]
-            if real.startswith(device) and rest and (
-                    rest.isdigit()
-                    or (rest[0] == 'p' and rest[1:].isdigit())):
+            if device[-1].isdigit():
+                if rest[0] == 'p' and rest[1:].isdigit():
+                    return True
+            elif rest.isdigit():
                 return True
         return False
 

@@ -73,8 +73,8 @@ class AgentProcess(object):
         self.state_dir = os.path.join(self.workdir, 'state')
         self.log_path = os.path.join(self.workdir, 'agent.log')
         self.conf_path = os.path.join(self.workdir, 'agent.conf')
-        self.jail = jail_mod.Jail(self.name, os.path.join(self.workdir,
-                                                           'jail'),
+        self.jail = jail_mod.Jail(self.name,
+                                  os.path.join(self.workdir, 'jail'),
                                   devices=devices,
                                   writable=[self.workdir])
         self._log_file = None

@@ -1,0 +1,158 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import pytest
+
+from ipa_cinder import connection
+
+VOLUME = '5c8b3b5e-8a36-4b48-9a3c-6f0c1c2f7f10'
+PASSWORD = 'Chap-Pass-0123456789'
+
+
+def iscsi_info(**data):
+    base = {'target_portal': '127.0.0.1:3260',
+            'target_iqn': 'iqn.2010-10.org.openstack:volume-1',
+            'target_lun': 1, 'auth_method': 'CHAP',
+            'auth_username': 'chap-user-xyz', 'auth_password': PASSWORD}
+    base.update(data)
+    return {'driver_volume_type': 'iscsi', 'data': base}
+
+
+class TestValidateConnectionInfo(object):
+
+    def test_local_ok_and_normalized(self):
+        info = connection.validate_connection_info(
+            {'driver_volume_type': 'LOCAL',
+             'data': {'device_path': '/dev/loop7'}}, VOLUME)
+        assert info['driver_volume_type'] == 'local'
+
+    def test_iscsi_lun_string_becomes_int(self):
+        info = connection.validate_connection_info(
+            iscsi_info(target_lun='3'), VOLUME)
+        assert info['data']['target_lun'] == 3
+
+    def test_input_not_modified(self):
+        original = iscsi_info(target_lun='3')
+        connection.validate_connection_info(original, VOLUME)
+        assert original['data']['target_lun'] == '3'
+
+    @pytest.mark.parametrize('info, field', [
+        ('not a dict', 'connection_info'),
+        ({'data': {}}, 'driver_volume_type'),
+        ({'driver_volume_type': 7, 'data': {}}, 'driver_volume_type'),
+        ({'driver_volume_type': 'floppy', 'data': {}},
+         'driver_volume_type'),
+        ({'driver_volume_type': 'local'}, 'data'),
+        ({'driver_volume_type': 'local', 'data': []}, 'data'),
+        ({'driver_volume_type': 'local', 'data': {}}, 'data.device_path'),
+        ({'driver_volume_type': 'local', 'data': {'device_path': 5}},
+         'data.device_path'),
+        ({'driver_volume_type': 'local',
+          'data': {'device_path': 'loop7'}}, 'data.device_path'),
+        ({'driver_volume_type': 'iscsi',
+          'data': {'target_iqn': 'iqn.x', 'target_lun': 1}},
+         'data.target_portal'),
+    ])
+    def test_invalid(self, info, field):
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connection_info(info, VOLUME)
+        assert exc.value.field == field
+        assert VOLUME in str(exc.value)
+        assert field in str(exc.value)
+
+    def test_lun_not_a_number(self):
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connection_info(
+                iscsi_info(target_lun='one'), VOLUME)
+        assert exc.value.field == 'data.target_lun'
+
+    def test_lun_bool_refused(self):
+        with pytest.raises(connection.InvalidConnectionInfo):
+            connection.validate_connection_info(
+                iscsi_info(target_lun=True), VOLUME)
+
+    def test_chap_without_password(self):
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connection_info(
+                iscsi_info(auth_password=''), VOLUME)
+        assert exc.value.field == 'data.auth_username'
+
+    def test_error_never_shows_password(self):
+        info = iscsi_info(target_portal=['not', 'a', 'string'])
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connection_info(info, VOLUME)
+        assert PASSWORD not in str(exc.value)
+
+    def test_known_protocols_come_from_os_brick(self):
+        protocols = connection.known_protocols()
+        assert 'iscsi' in protocols and 'local' in protocols
+        assert all(p == p.lower() for p in protocols)
+
+
+class TestValidateConnector(object):
+
+    def test_ok(self):
+        connector = {'host': 'node-1', 'initiator': 'iqn.1993-08.org:1'}
+        assert connection.validate_connector(connector, 'iscsi') is connector
+
+    def test_host_required(self):
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connector({'initiator': 'iqn.x'})
+        assert exc.value.field == 'connector.host'
+
+    def test_iscsi_needs_initiator(self):
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_connector({'host': 'n'}, 'iscsi')
+        assert exc.value.field == 'connector.initiator'
+
+    def test_local_needs_no_initiator(self):
+        connection.validate_connector({'host': 'n'}, 'local')
+
+    def test_not_a_dict(self):
+        with pytest.raises(connection.InvalidConnectionInfo):
+            connection.validate_connector(['host'])
+
+
+class TestMask(object):
+
+    def test_chap_credentials_masked_deeply(self):
+        masked = connection.mask({'connection_info': iscsi_info()})
+        data = masked['connection_info']['data']
+        assert data['auth_password'] == connection.MASK
+        assert data['auth_username'] == connection.MASK
+        assert data['target_iqn'] == 'iqn.2010-10.org.openstack:volume-1'
+        assert PASSWORD not in repr(masked)
+
+    def test_any_secret_key(self):
+        masked = connection.mask({'discovery_auth_password': 'abcdef',
+                                  'my_secret': 'abcdef',
+                                  'keyring_secret_uuid': 'abcdef',
+                                  'other': [{'password': 'abcdef'}]})
+        assert 'abcdef' not in repr(masked)
+
+    def test_text(self):
+        assert PASSWORD not in connection.mask('auth_password=%s' % PASSWORD)
+
+    def test_original_untouched(self):
+        info = iscsi_info()
+        connection.mask(info)
+        assert info['data']['auth_password'] == PASSWORD
+
+    def test_secret_values(self):
+        assert connection.secret_values(iscsi_info()) == {
+            PASSWORD, 'chap-user-xyz'}
+
+    def test_validate_mode(self):
+        assert connection.validate_mode('ro') == 'ro'
+        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+            connection.validate_mode('rx', VOLUME)
+        assert exc.value.field == 'mode'

@@ -1,0 +1,198 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""VolumeConnections with os-brick's real LOCAL connector on loop devices.
+
+Only a kernel iSCSI login is simulated (this kernel has no iSCSI).
+"""
+
+import os
+from unittest import mock
+
+from os_brick.initiator.connectors import iscsi as brick_iscsi
+from oslo_concurrency import processutils
+import pytest
+
+from ipa_cinder.agent import brick
+from ipa_cinder.agent import connections
+from ipa_cinder.agent import hardware_manager
+from ipa_cinder.agent import registry
+
+VOLUME = '1f6c2b9e-3b0e-4c59-8f6e-0d7d7a4b2c01'
+VOLUME2 = '2a7d3c0f-4c1f-4d6a-9a7f-1e8e8b5c3d02'
+ATTACHMENT = '3b8e4d1a-5d2a-4e7b-8b8a-2f9f9c6d4e03'
+ATTACHMENT2 = '4c9f5e2b-6e3b-4f8c-9c9b-3a0a0d7e5f04'
+PASSWORD = 'Secret-Chap-Pw-987654'
+
+
+def local(device):
+    return {'driver_volume_type': 'local', 'data': {'device_path': device}}
+
+
+def iscsi():
+    return {'driver_volume_type': 'iscsi',
+            'data': {'target_portal': '127.0.0.1:3260',
+                     'target_iqn': 'iqn.2010-10.org.openstack:volume-x',
+                     'target_lun': 1, 'auth_method': 'CHAP',
+                     'auth_username': 'chap-user-1',
+                     'auth_password': PASSWORD}}
+
+
+@pytest.fixture
+def conns(state_dir):
+    return connections.VolumeConnections()
+
+
+def test_connect_local_records_and_is_idempotent(conns, loop_device):
+    device, backing = loop_device
+    first = conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
+    assert first['device_path'] == device
+    assert first['reused'] is False
+    again = conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
+    assert again['reused'] is True
+    assert len(conns.list()) == 1
+    assert conns.boot_connection()['volume_id'] == VOLUME
+
+
+def test_second_attachment_of_same_volume_refused(conns, loop_device):
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device))
+    with pytest.raises(connections.VolumeConnectionError) as exc:
+        conns.connect(VOLUME, ATTACHMENT2, local(device))
+    assert ATTACHMENT in str(exc.value)
+    assert len(conns.list()) == 1
+
+
+def test_one_boot_volume(conns, loop_device, tmp_path):
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
+    with pytest.raises(connections.VolumeConnectionError) as exc:
+        conns.connect(VOLUME2, ATTACHMENT2, local(device), boot=True)
+    assert 'boot volume' in str(exc.value)
+
+
+def test_read_only_sets_and_clears_kernel_flag(conns, loop_device):
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device), mode='ro')
+    assert brick.is_read_only(device)
+    with pytest.raises(OSError):
+        fd = os.open(device, os.O_WRONLY)
+        try:
+            os.write(fd, b'x' * 512)
+        finally:
+            os.close(fd)
+    conns.disconnect(volume_id=VOLUME)
+    assert not brick.is_read_only(device)
+    assert conns.list() == []
+
+
+def test_disconnect_unknown_is_success(conns):
+    assert conns.disconnect(volume_id=VOLUME) == []
+
+
+def test_disconnect_needs_an_id(conns):
+    with pytest.raises(registry.InvalidIdentifier):
+        conns.disconnect()
+
+
+def test_missing_device_refused_before_os_brick(conns):
+    with pytest.raises(connections.VolumeConnectionError) as exc:
+        conns.connect(VOLUME, ATTACHMENT, local('/dev/ipa-cinder-absent'))
+    assert 'not a block device' in str(exc.value)
+    assert VOLUME in str(exc.value)
+    assert conns.list() == []
+
+
+def test_recorded_device_gone_reconnects(conns, loop_device, state_dir):
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device))
+    reg = registry.ConnectionRegistry()
+    rec = reg.get(ATTACHMENT)
+    rec['device_path'] = '/dev/ipa-cinder-gone'
+    reg.save(rec)
+    again = conns.connect(VOLUME, ATTACHMENT, local(device))
+    assert again['reused'] is False
+    assert again['device_path'] == device
+
+
+def test_iscsi_without_kernel_initiator_is_clear(conns):
+    with mock.patch('os.path.isdir', autospec=True, return_value=False):
+        with pytest.raises(connections.VolumeConnectionError) as exc:
+            conns.connect(VOLUME, ATTACHMENT, iscsi())
+    message = str(exc.value)
+    assert 'kernel iSCSI' in message and VOLUME in message
+    assert PASSWORD not in message
+    assert conns.list() == []
+
+
+def test_iscsi_login_failure_masks_password(conns):
+    # The kernel iSCSI login is the one thing that cannot exist here:
+    # simulate iscsiadm failing with the CHAP password on its command line.
+    failure = processutils.ProcessExecutionError(
+        cmd='iscsiadm -m node --op update -n node.session.auth.password '
+            '-v %s' % PASSWORD,
+        stderr='iscsiadm: login failed for %s' % PASSWORD, exit_code=24)
+    with mock.patch.object(connections.VolumeConnections, '_preflight',
+                           autospec=True), \
+            mock.patch.object(brick_iscsi.ISCSIConnector, 'connect_volume',
+                              autospec=True, side_effect=failure):
+        with pytest.raises(connections.VolumeConnectionError) as exc:
+            conns.connect(VOLUME, ATTACHMENT, iscsi())
+    assert PASSWORD not in str(exc.value)
+    assert 'os-brick could not connect' in str(exc.value)
+    assert conns.list() == []
+
+
+def test_connected_device_and_partitions_detected(conns, loop_device):
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device))
+    assert conns.is_connected_device(device)
+    assert conns.is_connected_device(device + 'p1')
+    assert not conns.is_connected_device(device + '0')  # loop10 vs loop1
+    assert not conns.is_connected_device('/dev/loop-unrelated')
+
+
+class TestHardwareManager(object):
+
+    def test_install_device_is_boot_volume(self, conns, loop_device):
+        device, _backing = loop_device
+        manager = hardware_manager.CinderHardwareManager()
+        from ironic_python_agent import errors
+        with pytest.raises(errors.IncompatibleHardwareMethodError):
+            manager.get_os_install_device()
+        conns.connect(VOLUME, ATTACHMENT, local(device), boot=False)
+        with pytest.raises(errors.IncompatibleHardwareMethodError):
+            manager.get_os_install_device()
+        conns.disconnect(volume_id=VOLUME)
+        conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
+        assert manager.get_os_install_device() == device
+
+    def test_connected_volumes_filtered_from_listings(self, conns,
+                                                      loop_device):
+        from ironic_python_agent import errors
+        from ironic_python_agent import hardware
+        device, _backing = loop_device
+        manager = hardware_manager.CinderHardwareManager()
+        volume = hardware.BlockDevice(device, 'vol', 4 << 20, False)
+        other = hardware.BlockDevice('/dev/loop-other', 'x', 1, False)
+        with pytest.raises(errors.IncompatibleHardwareMethodError):
+            manager.filter_device(volume)
+        conns.connect(VOLUME, ATTACHMENT, local(device))
+        assert manager.filter_device(volume) is None
+        with pytest.raises(errors.IncompatibleHardwareMethodError):
+            manager.filter_device(other)
+
+    def test_support_level(self):
+        from ironic_python_agent import hardware
+        manager = hardware_manager.CinderHardwareManager()
+        assert (manager.evaluate_hardware_support()
+                == hardware.HardwareSupport.SERVICE_PROVIDER)
