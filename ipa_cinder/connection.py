@@ -27,6 +27,7 @@ must never be shown.
 """
 
 import copy
+import re
 
 from os_brick.initiator import connector as brick_connector
 from oslo_utils import strutils
@@ -37,6 +38,12 @@ MASK = '***'
 # containing "password", "secret" and "token"; CHAP user names are
 # credentials too (half of one), so they are masked as well.
 _EXTRA_SECRET_KEYS = ('auth_username', 'discovery_auth_username')
+
+# ``'auth_username': 'value'`` / ``auth_username=value`` in free text
+# (oslo.utils' patterns know passwords, not CHAP user names).
+_USERNAME_PATTERN = re.compile(
+    r'''(['"]?(?:%s)['"]?\s*[:=]\s*['"]?)([^'"\s,}]+)'''
+    % '|'.join(_EXTRA_SECRET_KEYS))
 
 VALID_MODES = ('rw', 'ro')
 
@@ -102,8 +109,14 @@ def mask(value):
     if isinstance(value, (list, tuple)):
         return type(value)(mask(v) for v in value)
     if isinstance(value, str):
-        return strutils.mask_password(value, MASK)
+        return mask_text(value)
     return value
+
+
+def mask_text(text):
+    """Mask ``key=value`` / ``'key': 'value'`` secrets in free text."""
+    text = strutils.mask_password(text, MASK)
+    return _USERNAME_PATTERN.sub(lambda m: m.group(1) + MASK, text)
 
 
 def secret_values(value):

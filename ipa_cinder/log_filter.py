@@ -28,8 +28,6 @@ import logging
 import threading
 import traceback
 
-from oslo_utils import strutils
-
 from ipa_cinder import connection
 
 # Secrets shorter than this are not searched for in log text: a 1-2
@@ -37,7 +35,7 @@ from ipa_cinder import connection
 # its absence. CHAP secrets are 12+ characters in practice.
 _MIN_SECRET_LENGTH = 4
 
-_HINTS = ('pass', 'secret', 'token', 'pwd')
+_HINTS = ('pass', 'secret', 'token', 'pwd', 'auth_username')
 
 _lock = threading.Lock()
 _secrets = set()
@@ -63,7 +61,7 @@ def scrub(text):
             text = text.replace(secret, connection.MASK)
     lowered = text.lower()
     if any(hint in lowered for hint in _HINTS):
-        text = strutils.mask_password(text, connection.MASK)
+        text = connection.mask_text(text)
     return text
 
 

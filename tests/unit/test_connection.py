@@ -156,3 +156,12 @@ class TestMask(object):
         with pytest.raises(connection.InvalidConnectionInfo) as exc:
             connection.validate_mode('rx', VOLUME)
         assert exc.value.field == 'mode'
+
+
+def test_mask_text_usernames():
+    text = ("{'target_lun': 1, 'auth_username': 'chap-u-1', "
+            "'auth_password': 'pw-123456'} discovery_auth_username=du-2")
+    masked = connection.mask_text(text)
+    assert 'chap-u-1' not in masked and 'pw-123456' not in masked
+    assert 'du-2' not in masked
+    assert "'target_lun': 1" in masked
