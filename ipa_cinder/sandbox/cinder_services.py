@@ -1,0 +1,197 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Cinder 29 api, scheduler and volume services with the file driver.
+
+noauth, RabbitMQ for RPC, two backends of :mod:`ipa_cinder.sandbox.driver`
+(``local`` and ``iscsi``), cinder-volume as root without sudo: privsep's
+``helper_command`` runs privsep-helper directly, and the tgt wrappers come
+first on its PATH. The privsep daemons re-parent to PID 1; they are stopped
+by the PID they log.
+"""
+
+import configparser
+import os
+import subprocess
+import sys
+
+from oslo_log import log as logging
+
+from ipa_cinder.sandbox import process
+from ipa_cinder.sandbox import rest
+
+LOG = logging.getLogger(__name__)
+
+SERVICES = ('cinder-api', 'cinder-scheduler', 'cinder-volume')
+SERVICE_HOST = 'sandbox'
+BACKENDS = ('local', 'iscsi')
+PRIVSEP_PID_PATTERN = r'privsep daemon running as pid (\d+)'
+
+# name: (backend, extra specs)
+VOLUME_TYPES = {
+    'local': ('local', {}),
+    'iscsi': ('iscsi', {}),
+    'multiattach': ('iscsi', {'multiattach': '<is> True'}),
+    'local-multiattach': ('local', {'multiattach': '<is> True'}),
+}
+
+
+class Cinder(object):
+    """Configure, start, wait for and stop the Cinder services."""
+
+    def __init__(self, layout, procs, database, tgt):
+        self.layout = layout
+        self.procs = procs
+        self.database = database
+        self.tgt = tgt
+        self.base = layout.path('cinder')
+        self.conf = layout.path('etc', 'cinder.conf')
+        self.client = rest.CinderClient(layout.cinder_url)
+
+    def volumes_dir(self, backend):
+        return os.path.join(self.base, 'volumes', backend)
+
+    def _venv_etc(self, name):
+        return os.path.join(os.path.dirname(self.layout.venv_bin), 'etc',
+                            'cinder', name)
+
+    def write_config(self):
+        helper = '%s --config-file %s' % (
+            self.layout.venv_tool('privsep-helper'), self.conf)
+        conf = configparser.ConfigParser(interpolation=None)
+        conf['DEFAULT'] = {
+            'debug': 'True',
+            'auth_strategy': 'noauth',
+            'transport_url': self.layout.transport_url,
+            'host': SERVICE_HOST,
+            'my_ip': '127.0.0.1',
+            'osapi_volume_listen': '127.0.0.1',
+            'osapi_volume_listen_port': str(self.layout.ports['cinder']),
+            'osapi_volume_workers': '1',
+            'api_paste_config': self._venv_etc('api-paste.ini'),
+            'rootwrap_config': self._venv_etc('rootwrap.conf'),
+            'state_path': self.base,
+            'enabled_backends': ','.join(BACKENDS),
+            'report_interval': '3',
+            'periodic_interval': '10',
+            'scheduler_driver_init_wait_time': '3',
+        }
+        conf['database'] = {'connection': self.database.url('cinder')}
+        conf['oslo_concurrency'] = {'lock_path': os.path.join(self.base,
+                                                              'locks')}
+        conf['oslo_messaging_notifications'] = {'driver': 'noop'}
+        conf['coordination'] = {
+            'backend_url': 'file://%s' % os.path.join(self.base,
+                                                      'coordination')}
+        conf['cinder_sys_admin'] = {'helper_command': helper}
+        conf['privsep_osbrick'] = {'helper_command': helper}
+        conf['backend_defaults'] = {'max_over_subscription_ratio': '20.0'}
+        conf['local'] = {
+            'volume_driver': 'ipa_cinder.sandbox.driver.FileVolumeDriver',
+            'volume_backend_name': 'local',
+            'sandbox_volumes_dir': self.volumes_dir('local'),
+            'sandbox_export': 'local',
+        }
+        conf['iscsi'] = {
+            'volume_driver': 'ipa_cinder.sandbox.driver.FileVolumeDriver',
+            'volume_backend_name': 'iscsi',
+            'sandbox_volumes_dir': self.volumes_dir('iscsi'),
+            'sandbox_export': 'iscsi',
+            'target_helper': 'tgtadm',
+            'target_protocol': 'iscsi',
+            'target_ip_address': '127.0.0.1',
+            'target_port': str(self.layout.ports['iscsi']),
+            'use_chap_auth': 'True',
+            'volumes_dir': self.tgt.volumes_dir,
+        }
+        os.makedirs(os.path.dirname(self.conf), exist_ok=True)
+        for backend in BACKENDS:
+            os.makedirs(self.volumes_dir(backend), exist_ok=True)
+        os.makedirs(os.path.join(self.base, 'locks'), exist_ok=True)
+        with open(self.conf, 'w') as f:
+            conf.write(f)
+
+    def _env(self):
+        env = dict(os.environ)
+        env['PATH'] = os.pathsep.join([
+            self.layout.path('bin'), self.layout.venv_bin,
+            '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
+            '/sbin', '/bin'])
+        env.pop('OS_CLOUD', None)
+        return env
+
+    def sync_db(self):
+        """Create the schema (cinder-manage db sync)."""
+        self.database.create('cinder')
+        result = subprocess.run(
+            [self.layout.venv_tool('cinder-manage'), '--config-file',
+             self.conf, 'db', 'sync'],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=self._env(), check=False)
+        if result.returncode:
+            raise process.SandboxError('cinder-manage db sync failed:\n%s'
+                                       % result.stdout.decode()[-3000:])
+        self.database.tune('cinder')
+
+    def start(self):
+        """Write the configuration, sync the schema, start the services."""
+        self.write_config()
+        self.sync_db()
+        for name in SERVICES:
+            self.procs.start(name, [
+                sys.executable, self.layout.venv_tool(name),
+                '--config-file', self.conf,
+                '--log-file', self.procs.log_path(name)], env=self._env())
+
+    def _services_up(self):
+        for name in SERVICES:
+            self.procs.ensure_alive(name)
+        services = self.client.get('/os-services', microversion='3.0',
+                                   timeout=5)['services']
+        wanted = {('cinder-scheduler', SERVICE_HOST)} | {
+            ('cinder-volume', '%s@%s' % (SERVICE_HOST, b)) for b in BACKENDS}
+        ready = {(s['binary'], s['host']) for s in services
+                 if s.get('updated_at') and s.get('state') == 'up'}
+        return wanted <= ready
+
+    def wait(self, timeout=120):
+        """Poll os-services (microversion 3.0) until every service is up."""
+        process.wait_until(self._services_up, timeout, 'Cinder services',
+                           interval=0.5)
+
+    def create_volume_types(self):
+        """One type per backend plus the multiattach types."""
+        existing = {t['name'] for t in
+                    self.client.get('/types')['volume_types']}
+        for name, (backend, specs) in VOLUME_TYPES.items():
+            if name in existing:
+                continue
+            extra = dict(specs, volume_backend_name=backend)
+            self.client.post('/types', {'volume_type': {
+                'name': name, 'extra_specs': extra}})
+
+    def privsep_pids(self):
+        """PIDs of privsep daemons cinder-volume reported starting."""
+        return process.pids_in_log(self.procs.log_path('cinder-volume'),
+                                   PRIVSEP_PID_PATTERN)
+
+    def stop(self):
+        """Stop api, scheduler, volume, then the privsep daemons."""
+        privsep = self.privsep_pids()
+        for name in reversed(SERVICES):
+            self.procs.stop(name, timeout=20)
+        for pid in privsep:
+            # Only daemons still carrying our configuration on their
+            # command line: never a PID that was reused since.
+            if pid in process.pids_referring_to(self.layout.state_dir):
+                process.stop_pid(pid, None, 'privsep daemon %d' % pid,
+                                 timeout=5)
