@@ -43,7 +43,7 @@ test: system-deps
 	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
 
 demo: system-deps
-	$(VENV)/bin/python -m ipa_cinder.sandbox.demo
+	$(VENV)/bin/python -W ignore -m ipa_cinder.sandbox.demo
 
 pep8: venv
 	$(VENV)/bin/flake8 ipa_cinder tests
