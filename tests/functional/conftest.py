@@ -1,0 +1,57 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The session-wide sandbox every functional test suite shares.
+
+``sandbox`` brings the real services up once per test session (RabbitMQ,
+tgtd, Cinder api/scheduler/volume with the file driver, Ironic, the image
+server) and down at the end, printing both times. Its state directory is
+``$IPA_CINDER_FUNCTIONAL_DIR`` (default: ``<tmp>/ipa-cinder-functional``)
+and its ports start at ``$IPA_CINDER_FUNCTIONAL_PORT_BASE`` (default
+18750), so a developer's own ``ipa-cinder-sandbox up`` (18700) is left
+alone. With ``IPA_CINDER_FUNCTIONAL_REUSE=1`` an already running sandbox in
+that directory is used as is and left running.
+"""
+
+import os
+import tempfile
+import time
+
+import pytest
+
+from ipa_cinder.sandbox import handle as sandbox_handle
+
+
+def _state_dir():
+    return os.environ.get('IPA_CINDER_FUNCTIONAL_DIR') or os.path.join(
+        tempfile.gettempdir(), 'ipa-cinder-functional')
+
+
+@pytest.fixture(scope='session')
+def sandbox():
+    """A running sandbox: an ipa_cinder.sandbox.handle.SandboxHandle."""
+    if os.geteuid() != 0:
+        pytest.skip('the sandbox needs root (loop devices, tgtd)')
+    handle = sandbox_handle.SandboxHandle.start(
+        _state_dir(),
+        int(os.environ.get('IPA_CINDER_FUNCTIONAL_PORT_BASE') or 18750),
+        database=os.environ.get('IPA_CINDER_FUNCTIONAL_DATABASE', 'sqlite'),
+        reuse=os.environ.get('IPA_CINDER_FUNCTIONAL_REUSE') == '1')
+    print('\nsandbox up in %.1fs %s'
+          % (handle.startup_seconds, handle.timings))
+    try:
+        yield handle
+    finally:
+        began = time.monotonic()
+        handle.close()
+        if not handle.reused:
+            print('\nsandbox down in %.1fs' % (time.monotonic() - began))
