@@ -20,16 +20,24 @@ and it composes with it:
 * ``filter_device``: connected volumes (and their partitions) are removed
   from IPA's block device listings, which keeps them out of every cleaning
   erase and out of root device selection.
+* deploy steps ``cinder_configure_boot`` (70) and
+  ``cinder_disconnect_volumes`` (45) of the ``cinder-agent`` deploy
+  interface.
 """
 
 from ironic_python_agent import errors
 from ironic_python_agent import hardware
 from oslo_log import log
 
+from ipa_cinder.agent import brick
 from ipa_cinder.agent import connections
+from ipa_cinder.agent import os_config
 from ipa_cinder import log_filter
 
 LOG = log.getLogger(__name__)
+
+CONFIGURE_BOOT_PRIORITY = 70
+DISCONNECT_PRIORITY = 45
 
 
 class CinderHardwareManager(hardware.HardwareManager):
@@ -62,3 +70,46 @@ class CinderHardwareManager(hardware.HardwareManager):
                       'connected Cinder volume', device.name)
             return None
         raise errors.IncompatibleHardwareMethodError()
+
+    def get_deploy_steps(self, node, ports):
+        return [
+            {'step': 'cinder_configure_boot',
+             'priority': CONFIGURE_BOOT_PRIORITY,
+             'interface': 'deploy', 'reboot_requested': False,
+             'argsinfo': None},
+            {'step': 'cinder_disconnect_volumes',
+             'priority': DISCONNECT_PRIORITY,
+             'interface': 'deploy', 'reboot_requested': False,
+             'argsinfo': None},
+        ]
+
+    def cinder_configure_boot(self, node, ports):
+        """Set the initiator name of the OS on the boot volume.
+
+        The OS must log in with the identity Cinder granted: the
+        connector's initiator. Skipped (and said in the log) when no boot
+        volume is connected, the node has no initiator, or the OS has no
+        open-iscsi configuration to edit.
+        """
+        record = self.connections.boot_connection()
+        if record is None:
+            LOG.info('cinder_configure_boot: no boot volume connected, '
+                     'nothing to configure')
+            return {'configured': False, 'reason': 'no boot volume'}
+        connector = brick.get_connector(node['uuid'])
+        initiator = connector.get('initiator')
+        if not initiator:
+            LOG.info('cinder_configure_boot: this node has no iSCSI '
+                     'initiator name, nothing to configure')
+            return {'configured': False, 'reason': 'no initiator'}
+        result = os_config.set_initiator_name(record['device_path'],
+                                              initiator)
+        result['volume_id'] = record['volume_id']
+        return result
+
+    def cinder_disconnect_volumes(self, node, ports):
+        """Flush and disconnect every volume; the attachments stay."""
+        records = self.connections.disconnect_all()
+        LOG.info('cinder_disconnect_volumes: disconnected %d volume(s)',
+                 len(records))
+        return {'disconnected': [r['volume_id'] for r in records]}

@@ -1,0 +1,225 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``cinder-agent`` deploy interface: boot from Cinder volumes.
+
+A ``direct`` deploy with these steps (names and priorities are a
+contract, see the README):
+
+=====================================  ===  ==============================
+``deploy`` (inherited)                 100  boot the ramdisk, wait for it
+``cinder_attach_volumes``               90  conductor: attachments, agent
+                                            connections, target properties
+``write_image`` (inherited)             80  onto the boot volume; skipped
+                                            when there is no image_source
+``cinder_configure_boot`` (agent)       70  initiator name inside the OS
+``prepare_instance_boot``               60  boot interface (iPXE sanboot)
+``cinder_disconnect_volumes`` (agent)   45  flush, disconnect in ramdisk
+``tear_down_agent`` (inherited)         40
+``boot_instance`` (inherited)           20
+=====================================  ===  ==============================
+
+Undeploy deletes every attachment of the node (reconciled against Cinder)
+and keeps the operator's volume targets. The clean step
+``cinder_detach_volumes`` (priority 150, above every erase step)
+disconnects whatever the agent has connected and deletes leftover
+attachments.
+"""
+
+from ironic.common import exception as ironic_exc
+from ironic.common import metrics_utils
+from ironic.common import states
+from ironic.conductor import task_manager
+from ironic.conductor import utils as manager_utils
+from ironic.drivers import base
+from ironic.drivers.modules import agent
+from ironic.drivers.modules import deploy_utils
+from oslo_log import log
+
+from ipa_cinder import cinder as cinder_mod
+from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import volumes
+from ipa_cinder import log_filter
+
+LOG = log.getLogger(__name__)
+METRICS = metrics_utils.get_metrics_logger(__name__)
+
+DETACH_CLEAN_PRIORITY = 150
+
+
+def has_boot_volume(task):
+    return deploy_utils.get_remote_boot_volume(task) is not None
+
+
+def has_image(task):
+    return bool(task.node.instance_info.get('image_source'))
+
+
+class CinderAgentDeploy(agent.AgentDeploy):
+    """Direct deploy onto Cinder volumes attached through the agent."""
+
+    def __init__(self):
+        super().__init__()
+        log_filter.install()
+
+    def _cinder(self, task):
+        return cinder_mod.ironic_client(task.context, node=task.node.uuid)
+
+    @METRICS.timer('CinderAgentDeploy.validate')
+    def validate(self, task):
+        """Validate the node, its volume targets and (if any) its image."""
+        node = task.node
+        for target in task.volume_targets:
+            volumes.target_mode(node, target)
+        if task.volume_targets and not has_boot_volume(task):
+            raise ironic_exc.InvalidParameterValue(
+                'Node %s has volume targets but none with boot_index 0; '
+                'cinder-agent needs a boot volume' % node.uuid)
+        if has_boot_volume(task) and not has_image(task):
+            # The boot volume already holds an operating system: there is
+            # no image to validate, only the agent's own requirements.
+            agent.CustomAgentDeploy.validate(self, task)
+            return
+        super().validate(task)
+
+    @METRICS.timer('CinderAgentDeploy.cinder_attach_volumes')
+    @base.deploy_step(priority=90)
+    @task_manager.require_exclusive_lock
+    def cinder_attach_volumes(self, task):
+        """Attach the node's volume targets through the agent.
+
+        The agent reports the connector; each volume target gets one
+        Cinder attachment for it (reused if it exists), the agent connects
+        it, the attachment is completed and the connection data goes into
+        the target's properties. Any failure undoes all of it.
+        """
+        node = task.node
+        if not task.volume_targets:
+            LOG.info('Node %s has no volume targets: nothing to attach',
+                     node.uuid)
+            return
+        try:
+            connector = agent_commands.run(task, 'cinder.get_connector')
+        except agent_commands.AgentCommandError as e:
+            raise ironic_exc.InstanceDeployFailure(
+                'Node %s: cannot get the storage connector from the agent: '
+                '%s' % (node.uuid, e))
+        volumes.record_connectors(task, connector)
+        node.set_driver_internal_info(volumes.CONNECTOR_KEY, connector)
+        node.save()
+        try:
+            done = volumes.NodeVolumes(task, self._cinder(task)).attach_all(
+                connector)
+        except (volumes.VolumeAttachError, cinder_mod.CinderError) as e:
+            raise ironic_exc.InstanceDeployFailure(str(e))
+        boot = deploy_utils.get_remote_boot_volume(task)
+        node.set_driver_internal_info('boot_from_volume', boot.uuid)
+        node.save()
+        for target, attachment, result in done:
+            LOG.info('Node %(node)s: volume %(vol)s attached (attachment '
+                     '%(att)s) as %(dev)s on the agent%(boot)s',
+                     {'node': node.uuid, 'vol': target.volume_id,
+                      'att': attachment['id'],
+                      'dev': result.get('device_path'),
+                      'boot': ', boot volume' if target.boot_index == 0
+                      else ''})
+
+    @METRICS.timer('CinderAgentDeploy.write_image')
+    @base.deploy_step(priority=80)
+    @task_manager.require_exclusive_lock
+    def write_image(self, task):
+        """Write the image onto the boot volume, unless there is none."""
+        if has_boot_volume(task) and not has_image(task):
+            LOG.info('Node %s: no image_source, the boot volume keeps the '
+                     'operating system it holds; not writing an image',
+                     task.node.uuid)
+            return None
+        return super().write_image(task)
+
+    @METRICS.timer('CinderAgentDeploy.prepare_instance_boot')
+    @base.deploy_step(priority=60)
+    @task_manager.require_exclusive_lock
+    def prepare_instance_boot(self, task):
+        """Prepare the boot interface to boot the boot volume."""
+        if not has_boot_volume(task):
+            return super().prepare_instance_boot(task)
+        # The operating system lives on the volume, with its bootloader:
+        # nothing to install, the boot interface boots the volume (iPXE
+        # renders sanboot from the boot target's properties).
+        task.driver.boot.prepare_instance(task)
+
+    @METRICS.timer('CinderAgentDeploy.tear_down')
+    @task_manager.require_exclusive_lock
+    def tear_down(self, task):
+        """Power off and delete every Cinder attachment of the node.
+
+        Unlike the parent, the volume targets are kept: they are the
+        operator's description of the node; only the connection data this
+        interface wrote into them is removed.
+        """
+        node = task.node
+        if not node.disable_power_off:
+            manager_utils.node_power_action(task, states.POWER_OFF)
+        self._delete_attachments(task)
+        node.del_driver_internal_info('boot_from_volume')
+        node.del_driver_internal_info('boot_from_volume_deploy')
+        node.save()
+        with manager_utils.power_state_for_network_configuration(task):
+            task.driver.network.unconfigure_tenant_networks(task)
+            task.driver.network.remove_provisioning_network(task)
+        return states.DELETED
+
+    def _delete_attachments(self, task):
+        try:
+            deleted = volumes.NodeVolumes(
+                task, self._cinder(task)).delete_all()
+        except (volumes.VolumeAttachError, cinder_mod.CinderError) as e:
+            raise ironic_exc.StorageError(str(e))
+        LOG.info('Node %(node)s: deleted %(count)d Cinder attachment(s)',
+                 {'node': task.node.uuid, 'count': len(deleted)})
+        return deleted
+
+    # Cleaning: the parent only knows the agent's in-band steps; this
+    # interface adds its own conductor-side step.
+
+    @METRICS.timer('CinderAgentDeploy.cinder_detach_volumes')
+    @base.clean_step(priority=DETACH_CLEAN_PRIORITY)
+    def cinder_detach_volumes(self, task):
+        """Disconnect Cinder volumes on the agent and delete attachments.
+
+        Runs before every erase step, so an erase never reaches a volume.
+        """
+        node = task.node
+        try:
+            gone = volumes.NodeVolumes(task, None).disconnect_on_agent()
+        except agent_commands.AgentCommandError as e:
+            raise ironic_exc.NodeCleaningFailure(
+                node=node.uuid, reason='cannot disconnect volumes on the '
+                'agent: %s' % e)
+        LOG.info('Node %(node)s: agent disconnected %(count)d volume(s)',
+                 {'node': node.uuid, 'count': len(gone)})
+        try:
+            self._delete_attachments(task)
+        except ironic_exc.StorageError as e:
+            raise ironic_exc.NodeCleaningFailure(node=node.uuid,
+                                                 reason=str(e))
+
+    def get_clean_steps(self, task):
+        steps = super().get_clean_steps(task)
+        own = base.DeployInterface.get_clean_steps(self, task)
+        names = {s['step'] for s in own}
+        return [s for s in steps if s['step'] not in names] + list(own)
+
+    def execute_clean_step(self, task, step):
+        if step['step'] in {s['step'] for s in self.clean_steps}:
+            return base.DeployInterface.execute_clean_step(self, task, step)
+        return super().execute_clean_step(task, step)
