@@ -1,0 +1,404 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The commands of ``ipa-cinder``: what each one does, step by step.
+
+``local-attach``: attachment create WITH this host's connector and the
+mode (microversion 3.54), os-brick connect through
+:class:`~ipa_cinder.agent.connections.VolumeConnections` (validation,
+kernel read-only flag for ``ro``, record on disk), attachment complete,
+optional mount. Any failure after the create (connect, complete, mount,
+Ctrl-C) disconnects and deletes the attachment: nothing leaks.
+
+``local-detach``: the attachments to remove are, in this order, the one
+given with ``--attachment-id``, the ones this host recorded for the
+volume, or the one Cinder shows for this connector host; unmount (only
+what ipa-cinder mounted), flush and disconnect, attachment delete (404 is
+success). Nothing attached is a success.
+"""
+
+import os
+import re
+import socket
+
+from keystoneauth1 import noauth
+import openstack
+from openstack import config as os_config
+from openstack import exceptions as os_exc
+from oslo_concurrency import processutils
+from oslo_log import log
+from oslo_utils import uuidutils
+
+from ipa_cinder.agent import brick
+from ipa_cinder.agent import connections
+from ipa_cinder import cinder
+from ipa_cinder import cli
+from ipa_cinder import cli_output
+from ipa_cinder import conf as ipa_conf
+from ipa_cinder import log_filter
+
+LOG = log.getLogger(__name__)
+CONF = ipa_conf.CONF
+
+_PROJECT_IN_URL = re.compile(r'/v[23](?:\.\d+)?/([0-9a-fA-F-]+)/?$')
+CLIError = cli.CLIError
+
+
+def require_root(command):
+    if os.geteuid() != 0:
+        raise CLIError(
+            'ipa-cinder %s must run as root: it connects block devices '
+            'through os-brick and records them in %s. Run it with sudo.'
+            % (command, CONF.ipa_cinder.state_dir), cli.EXIT_NOT_ROOT)
+
+
+class _NoAuthToken(noauth.NoAuth):
+    """keystoneauth's ``none`` plugin, with the token noauth Cinder reads.
+
+    Cinder's noauth middleware builds the request context from
+    ``X-Auth-Token: <user>:<project>`` and answers every request that has
+    no token with an empty 204; keystoneauth's plugin sends ``notused``.
+    """
+
+    def __init__(self, endpoint, token):
+        super().__init__(endpoint=endpoint)
+        self._token = token
+
+    def get_token(self, session, **kwargs):
+        return self._token
+
+
+def noauth_token(endpoint, auth):
+    """``<user>:<project>`` for a noauth Cinder at ``endpoint``."""
+    match = _PROJECT_IN_URL.search(endpoint or '')
+    project = (match.group(1) if match else
+               auth.get('project_id') or 'admin')
+    return '%s:%s' % (auth.get('user_id') or 'ipa-cinder', project)
+
+
+def cinder_client(args):
+    """A CinderClient from clouds.yaml, OS_* variables and --os-* options."""
+    try:
+        region = os_config.OpenStackConfig().get_one(argparse=args)
+        session = region.get_session()
+        if region.config.get('auth_type') in ('none', 'noauth'):
+            auth = region.config.get('auth') or {}
+            endpoint = (region.get_endpoint('block-storage')
+                        or auth.get('endpoint'))
+            if not endpoint:
+                raise CLIError(
+                    'auth type none needs the Cinder endpoint: set '
+                    'OS_ENDPOINT (or block_storage_endpoint_override in '
+                    'clouds.yaml)', cli.EXIT_USAGE)
+            token = noauth_token(endpoint, auth)
+            session.auth = _NoAuthToken(endpoint, token)
+            # Version discovery is unauthenticated: it needs it too.
+            session.additional_headers['X-Auth-Token'] = token
+        cloud = openstack.connection.Connection(config=region)
+    except os_exc.ConfigException as e:
+        raise CLIError('cloud configuration: %s' % e, cli.EXIT_USAGE)
+    return cinder.CinderClient(
+        cloud, service_role_header=args.service_role_header)
+
+
+def connector_host(args):
+    return args.host or socket.gethostname()
+
+
+def get_connector(args, multipath=None):
+    if multipath is None:
+        multipath = (CONF.ipa_cinder.use_multipath if args.multipath is None
+                     else args.multipath)
+    try:
+        return brick.get_connector(connector_host(args), multipath=multipath,
+                                   enforce_multipath=args.enforce_multipath)
+    except brick.NoStorageIdentity as e:
+        raise CLIError(str(e), cli.EXIT_LOCAL)
+
+
+def brick_connection_info(info):
+    """os-brick's nested form of an attachment's connection_info.
+
+    Cinder flattens it for attachments (``data`` merged into the top
+    level, next to ``driver_volume_type``); os-brick and
+    :func:`connection.validate_connection_info` want ``data`` apart.
+    """
+    if not isinstance(info, dict) or isinstance(info.get('data'), dict):
+        return info
+    data = {k: v for k, v in info.items() if k != 'driver_volume_type'}
+    return {'driver_volume_type': info.get('driver_volume_type'),
+            'data': data}
+
+
+# ------------------------------------------------------------ mounts --
+
+def _unescape(field):
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_of(device):
+    """Mount points of ``device`` (by real path) on this host."""
+    real = os.path.realpath(device)
+    found = []
+    with open('/proc/self/mounts') as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1 and fields[0].startswith('/') and \
+                    os.path.realpath(_unescape(fields[0])) == real:
+                found.append(_unescape(fields[1]))
+    return found
+
+
+def mount(device, mountpoint, read_only):
+    os.makedirs(mountpoint, exist_ok=True)
+    command = ['mount'] + (['-o', 'ro'] if read_only else []) + [
+        device, mountpoint]
+    processutils.execute(*command)
+
+
+def unmount(mountpoint):
+    processutils.execute('umount', mountpoint)
+
+
+# ---------------------------------------------------------- commands --
+
+def cmd_get_connector(args):
+    require_root('get-connector')
+    return get_connector(args)
+
+
+def _attach_result(volume, attachment_id, record, attachment=None,
+                   host=None):
+    result = {
+        'volume_id': volume['id'], 'volume_name': volume.get('name'),
+        'attachment_id': attachment_id, 'host': host,
+        'device_path': record.get('device_path'), 'mode': record.get('mode'),
+        'mountpoint': record.get('mountpoint'),
+        'driver_volume_type': record.get('driver_volume_type'),
+        'reused': bool(record.get('reused')),
+        'connection_info': record.get('connection_info'),
+    }
+    if attachment is not None:
+        result['attach_mode'] = attachment.get('attach_mode')
+        # Cinder's copy (the record on disk is masked): shown with
+        # --show-secrets, masked otherwise.
+        result['connection_info'] = attachment.get('connection_info')
+    return result
+
+
+def _existing_attach(conns, volume, args, host):
+    """The result for a volume already attached here, or an error."""
+    record = conns.registry.find(volume_id=volume['id'])[0]
+    present = bool(record.get('device_path')) and os.path.exists(
+        record['device_path'])
+    if (present and record.get('mode') == args.mode
+            and args.mountpoint in (None, record.get('mountpoint'))):
+        record['reused'] = True
+        return _attach_result(volume, record['attachment_id'], record,
+                              host=host)
+    raise CLIError(
+        'volume %s is already attached to this host through attachment %s '
+        '(device %s%s, mode %s, mountpoint %s); run ipa-cinder local-detach '
+        'first' % (volume['id'], record.get('attachment_id'),
+                   record.get('device_path'), '' if present else ' is gone',
+                   record.get('mode'), record.get('mountpoint')),
+        cli.EXIT_LOCAL)
+
+
+def cmd_local_attach(args):
+    require_root('local-attach')
+    if args.mountpoint and not os.path.isabs(args.mountpoint):
+        raise CLIError('--mountpoint must be an absolute path', cli.EXIT_USAGE)
+    if args.mountpoint and os.path.ismount(args.mountpoint):
+        raise CLIError('%s is already a mount point' % args.mountpoint,
+                       cli.EXIT_LOCAL)
+    client = cinder_client(args)
+    conns = connections.VolumeConnections()
+    volume = client.find_volume(args.volume)
+    host = connector_host(args)
+    if conns.registry.find(volume_id=volume['id']):
+        return _existing_attach(conns, volume, args, host)
+    multipath = (CONF.ipa_cinder.use_multipath if args.multipath is None
+                 else args.multipath)
+    connector = get_connector(args, multipath)
+    attachment = client.create_attachment(
+        volume['id'], connector, instance_uuid=args.instance_uuid,
+        mode=args.mode)
+    attachment_id = attachment['id']
+    log_filter.remember(attachment)
+    connected = False
+    try:
+        record = conns.connect(
+            volume['id'], attachment_id,
+            brick_connection_info(attachment.get('connection_info')),
+            mode=args.mode, multipath=multipath)
+        connected = True
+        client.complete_attachment(attachment_id, volume_id=volume['id'])
+        if args.mountpoint:
+            mount(record['device_path'], args.mountpoint, args.mode == 'ro')
+            saved = conns.registry.get(attachment_id)
+            saved['mountpoint'] = args.mountpoint
+            conns.registry.save(saved)
+            record['mountpoint'] = args.mountpoint
+    except BaseException as e:
+        # Nothing leaks: undo the connection and the attachment.
+        LOG.warning('Attaching volume %s failed (%s); removing attachment '
+                    '%s', volume['id'], cli_output.safe_text(e),
+                    attachment_id)
+        _rollback(client, conns, volume['id'], attachment_id, connected)
+        raise
+    return _attach_result(volume, attachment_id, record, attachment, host)
+
+
+def _rollback(client, conns, volume_id, attachment_id, connected):
+    if connected:
+        try:
+            conns.disconnect(attachment_id=attachment_id, force=True)
+        except Exception as e:
+            LOG.error('Could not disconnect attachment %s of volume %s: %s',
+                      attachment_id, volume_id, cli_output.safe_text(e))
+    try:
+        client.delete_attachment(attachment_id, volume_id=volume_id)
+    except cinder.CinderError as e:
+        LOG.error('Attachment %s of volume %s is left in Cinder: %s',
+                  attachment_id, volume_id, e)
+
+
+def _detach_targets(client, conns, volume, args, host):
+    """The attachments of this host to remove for ``volume``."""
+    if args.attachment_id:
+        try:
+            att = client.get_attachment(args.attachment_id,
+                                        volume_id=volume['id'])
+        except cinder.CinderNotFound:
+            return [args.attachment_id]
+        if att.get('volume_id') != volume['id']:
+            raise CLIError('attachment %s belongs to volume %s, not %s'
+                           % (args.attachment_id, att.get('volume_id'),
+                              volume['id']), cli.EXIT_USAGE)
+        return [args.attachment_id]
+    records = conns.registry.find(volume_id=volume['id'])
+    if records:
+        return [r['attachment_id'] for r in records]
+    mine = [a['attachment_id'] for a in volume.get('attachments') or []
+            if a.get('host_name') == host]
+    if len(mine) > 1:
+        raise CLIError('volume %s has %d attachments for host %s and none '
+                       'is recorded here: choose one with --attachment-id '
+                       '(%s)' % (volume['id'], len(mine), host,
+                                 ', '.join(mine)), cli.EXIT_USAGE)
+    return mine
+
+
+def cmd_local_detach(args):
+    require_root('local-detach')
+    client = cinder_client(args)
+    conns = connections.VolumeConnections()
+    host = connector_host(args)
+    try:
+        volume = client.find_volume(args.volume)
+    except cinder.CinderNotFound:
+        # Gone from Cinder: still disconnect what this host recorded.
+        if not (uuidutils.is_uuid_like(args.volume)
+                and conns.registry.find(volume_id=args.volume)):
+            raise
+        volume = {'id': args.volume, 'attachments': []}
+    detached = []
+    for attachment_id in _detach_targets(client, conns, volume, args, host):
+        record = conns.registry.get(attachment_id) or {}
+        device = record.get('device_path')
+        if device and os.path.exists(device):
+            for where in mounts_of(device):
+                if where != record.get('mountpoint'):
+                    raise CLIError(
+                        '%s (volume %s) is mounted at %s, which ipa-cinder '
+                        'did not mount: unmount it first'
+                        % (device, volume['id'], where), cli.EXIT_LOCAL)
+                unmount(where)
+        conns.disconnect(attachment_id=attachment_id)
+        deleted = client.delete_attachment(attachment_id,
+                                           volume_id=volume['id'])
+        detached.append({'attachment_id': attachment_id,
+                         'device_path': device,
+                         'mountpoint': record.get('mountpoint'),
+                         'disconnected': bool(record),
+                         'deleted_in_cinder': deleted})
+    return {'volume_id': volume['id'], 'volume_name': volume.get('name'),
+            'host': host, 'detached': detached,
+            'already_detached': not detached}
+
+
+def _cinder_view(client, host):
+    """Attachments Cinder knows for ``host`` (from the volumes' view)."""
+    # CinderClient has no volume listing: use its request helper, with its
+    # retries and error translation.
+    result, _attempts = client._call(
+        'list_volumes', 'GET', '/volumes/detail',
+        microversion=cinder.MV_ATTACH, params={'all_tenants': 1})
+    rows = []
+    for volume in result.get('volumes', []):
+        for att in volume.get('attachments') or []:
+            if att.get('host_name') == host:
+                rows.append({'volume_id': volume['id'],
+                             'volume_name': volume.get('name'),
+                             'volume_status': volume.get('status'),
+                             'attachment_id': att.get('attachment_id'),
+                             'host_name': att.get('host_name'),
+                             'instance': att.get('server_id'),
+                             'attached_at': att.get('attached_at')})
+    return rows
+
+
+def cmd_list(args):
+    host = connector_host(args)
+    try:
+        local = connections.VolumeConnections().list()
+    except PermissionError as e:
+        raise CLIError('cannot read the connection record (%s): run '
+                       'ipa-cinder list as root' % e, cli.EXIT_NOT_ROOT)
+    rows = [{'volume_id': r.get('volume_id'),
+             'attachment_id': r.get('attachment_id'),
+             'device_path': r.get('device_path'),
+             'present': r.get('present'), 'mode': r.get('mode'),
+             'mountpoint': r.get('mountpoint'),
+             'driver_volume_type': r.get('driver_volume_type'),
+             'connected_at': r.get('connected_at')} for r in local]
+    cinder_rows = _cinder_view(cinder_client(args), host)
+    in_cinder = {r['attachment_id'] for r in cinder_rows}
+    for row in rows:
+        row['in_cinder'] = row['attachment_id'] in in_cinder
+    ours = {r['attachment_id'] for r in rows}
+    for row in cinder_rows:
+        row['recorded_here'] = row['attachment_id'] in ours
+    return {'host': host, 'state_dir': CONF.ipa_cinder.state_dir,
+            'local': rows, 'cinder': cinder_rows}
+
+
+COMMANDS = {'get-connector': cmd_get_connector,
+            'local-attach': cmd_local_attach,
+            'local-detach': cmd_local_detach,
+            'list': cmd_list}
+
+LIST_SECTIONS = [
+    ('Connected on this host (local record)', 'local',
+     ['volume_id', 'attachment_id', 'device_path', 'present', 'mode',
+      'mountpoint', 'in_cinder']),
+    ("Attached to this host in Cinder", 'cinder',
+     ['volume_id', 'volume_name', 'volume_status', 'attachment_id',
+      'recorded_here']),
+]
+DETACH_SECTIONS = [('Detached', 'detached',
+                    ['attachment_id', 'device_path', 'mountpoint',
+                     'disconnected', 'deleted_in_cinder'])]
+
+
+SECTIONS = {'list': LIST_SECTIONS, 'local-detach': DETACH_SECTIONS}
