@@ -41,14 +41,15 @@ ATT2 = 'c7a1e3de-2f4c-4a9e-8a8b-4a5f3a9f2e02'
 CONNECTOR = {'host': 'node-1', 'initiator': 'iqn.2004-10.com.x:node-1',
              'ip': '127.0.0.1', 'platform': 'x86_64', 'os_type': 'linux',
              'multipath': False}
+# As the attachments API returns it: the driver's "data" flattened.
 CONNECTION_INFO = {
-    'driver_volume_type': 'iscsi',
-    'data': {'target_iqn': 'iqn.2010-10.org.openstack:volume-1',
-             'target_portal': '127.0.0.1:3260', 'target_lun': 1,
-             'auth_method': 'CHAP', 'auth_username': 'chapuser42',
-             'auth_password': 'chapsecret42',
-             'discovery_auth_username': 'discuser42',
-             'discovery_auth_password': 'discsecret42'}}
+    'driver_volume_type': 'iscsi', 'attachment_id': ATT,
+    'target_iqn': 'iqn.2010-10.org.openstack:volume-1',
+    'target_portal': '127.0.0.1:3260', 'target_lun': 1,
+    'auth_method': 'CHAP', 'auth_username': 'chapuser42',
+    'auth_password': 'chapsecret42',
+    'discovery_auth_username': 'discuser42',
+    'discovery_auth_password': 'discsecret42'}
 SECRETS = ('chapuser42', 'chapsecret42', 'discuser42', 'discsecret42')
 
 VERSION_DOC = {'version': {
@@ -507,10 +508,12 @@ class TestSecrets(Base):
     def test_mask_connection_info(self):
         masked = cinder.mask_secrets(CONNECTION_INFO)
         self.assertNoSecret(json.dumps(masked))
-        self.assertEqual('127.0.0.1:3260', masked['data']['target_portal'])
+        self.assertEqual('127.0.0.1:3260', masked['target_portal'])
         # The original is untouched.
-        self.assertEqual('chapsecret42',
-                         CONNECTION_INFO['data']['auth_password'])
+        self.assertEqual('chapsecret42', CONNECTION_INFO['auth_password'])
+        # Nested (legacy shape) too.
+        nested = {'driver_volume_type': 'iscsi', 'data': CONNECTION_INFO}
+        self.assertNoSecret(json.dumps(cinder.mask_secrets(nested)))
 
     def test_mask_text(self):
         text = ('connection_info %s failed; auth_username=chapuser42 '
