@@ -273,22 +273,29 @@ def _rollback(client, conns, volume_id, attachment_id, connected):
                   attachment_id, volume_id, e)
 
 
+def _in_cinder(client, volume_id, attachment_id):
+    """Whether Cinder still has the attachment (of this volume)."""
+    try:
+        att = client.get_attachment(attachment_id, volume_id=volume_id)
+    except cinder.CinderNotFound:
+        return False
+    if att.get('volume_id') != volume_id:
+        raise CLIError('attachment %s belongs to volume %s, not %s'
+                       % (attachment_id, att.get('volume_id'), volume_id),
+                       cli.EXIT_USAGE)
+    return True
+
+
 def _detach_targets(client, conns, volume, args, host):
-    """The attachments of this host to remove for ``volume``."""
+    """[(attachment id, whether Cinder has it)] to remove for ``volume``."""
     if args.attachment_id:
-        try:
-            att = client.get_attachment(args.attachment_id,
-                                        volume_id=volume['id'])
-        except cinder.CinderNotFound:
-            return [args.attachment_id]
-        if att.get('volume_id') != volume['id']:
-            raise CLIError('attachment %s belongs to volume %s, not %s'
-                           % (args.attachment_id, att.get('volume_id'),
-                              volume['id']), cli.EXIT_USAGE)
-        return [args.attachment_id]
+        return [(args.attachment_id,
+                 _in_cinder(client, volume['id'], args.attachment_id))]
     records = conns.registry.find(volume_id=volume['id'])
     if records:
-        return [r['attachment_id'] for r in records]
+        return [(r['attachment_id'],
+                 _in_cinder(client, volume['id'], r['attachment_id']))
+                for r in records]
     mine = [a['attachment_id'] for a in volume.get('attachments') or []
             if a.get('host_name') == host]
     if len(mine) > 1:
@@ -296,7 +303,7 @@ def _detach_targets(client, conns, volume, args, host):
                        'is recorded here: choose one with --attachment-id '
                        '(%s)' % (volume['id'], len(mine), host,
                                  ', '.join(mine)), cli.EXIT_USAGE)
-    return mine
+    return [(attachment_id, True) for attachment_id in mine]
 
 
 def cmd_local_detach(args):
@@ -313,7 +320,8 @@ def cmd_local_detach(args):
             raise
         volume = {'id': args.volume, 'attachments': []}
     detached = []
-    for attachment_id in _detach_targets(client, conns, volume, args, host):
+    targets = _detach_targets(client, conns, volume, args, host)
+    for attachment_id, in_cinder in targets:
         record = conns.registry.get(attachment_id) or {}
         device = record.get('device_path')
         if device and os.path.exists(device):
@@ -324,9 +332,12 @@ def cmd_local_detach(args):
                         'did not mount: unmount it first'
                         % (device, volume['id'], where), cli.EXIT_LOCAL)
                 unmount(where)
-        conns.disconnect(attachment_id=attachment_id)
-        deleted = client.delete_attachment(attachment_id,
-                                           volume_id=volume['id'])
+        # An attachment Cinder no longer has leaves a stale record whose
+        # device is gone or is no longer this volume's: forget it even if
+        # the flush fails.
+        conns.disconnect(attachment_id=attachment_id, force=not in_cinder)
+        deleted = in_cinder and client.delete_attachment(
+            attachment_id, volume_id=volume['id'])
         detached.append({'attachment_id': attachment_id,
                          'device_path': device,
                          'mountpoint': record.get('mountpoint'),

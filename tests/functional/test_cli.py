@@ -1,0 +1,283 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``ipa-cinder`` command, run as a real process, against the sandbox.
+
+Real Cinder 29 (file driver: ``local`` exports are loop devices of this
+host, ``iscsi`` exports are tgt targets with CHAP), real os-brick. Each
+test records its connections in its own temporary state directory.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from ipa_cinder.sandbox import loopdev
+
+CLI = os.path.join(os.path.dirname(sys.executable), 'ipa-cinder')
+MiB = 1024 * 1024
+
+
+class Runner(object):
+    """Runs ``ipa-cinder`` with the sandbox's Cinder (auth type none)."""
+
+    def __init__(self, sandbox, tmp_path):
+        self.sandbox = sandbox
+        self.tmp_path = tmp_path
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith('OS_')}
+        self.env.update(OS_AUTH_TYPE='none', OS_ENDPOINT=sandbox.cinder_url)
+
+    def state(self, name='state'):
+        return str(self.tmp_path / name)
+
+    def run(self, *args, state='state', fmt='json', env=None):
+        """Run a command; returns (exit code, parsed stdout, all text)."""
+        argv = [CLI] + list(args) + ['--state-dir', self.state(state),
+                                     '--format', fmt]
+        proc = subprocess.run(argv, capture_output=True, text=True,
+                              env=env or self.env, cwd=str(self.tmp_path),
+                              timeout=180)
+        parsed = None
+        if fmt == 'json' and proc.stdout.strip():
+            parsed = json.loads(proc.stdout)
+        return proc.returncode, parsed, proc.stdout + proc.stderr
+
+    def ok(self, *args, **kwargs):
+        code, parsed, text = self.run(*args, **kwargs)
+        assert code == 0, text
+        return parsed
+
+
+@pytest.fixture
+def cli(sandbox, tmp_path):
+    if not os.path.exists(CLI):
+        pytest.skip('ipa-cinder is not installed in this virtualenv')
+    return Runner(sandbox, tmp_path)
+
+
+def _attachments(sandbox, volume_id):
+    return sandbox.cinder.get(
+        '/attachments/detail?all_tenants=1&volume_id=%s' % volume_id,
+        microversion='3.44')['attachments']
+
+
+def _records(cli, state='state'):
+    path = os.path.join(cli.state(state), 'connections')
+    if not os.path.isdir(path):
+        return []
+    return [n for n in os.listdir(path) if n.endswith('.json')]
+
+
+def test_get_connector(cli):
+    connector = cli.ok('get-connector', '--host', 'cli-host-1')
+    assert connector['host'] == 'cli-host-1'
+    assert connector['initiator']
+    assert connector['multipath'] is False
+    connector = cli.ok('get-connector', '--multipath', 'false',
+                       '--host', 'cli-host-1')
+    assert connector['multipath'] is False
+
+
+def test_attach_write_detach_data_persisted(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    # By name.
+    attached = cli.ok('local-attach', volume['name'])
+    assert attached['volume_id'] == volume['id']
+    assert attached['attach_mode'] == 'rw'
+    device = attached['device_path']
+    assert device in loopdev.devices_of(sandbox.volume_file(volume))
+    assert sandbox.get_volume(volume['id'])['status'] == 'in-use'
+
+    listed = cli.ok('list')
+    assert [r['attachment_id'] for r in listed['local']] == [
+        attached['attachment_id']]
+    assert listed['local'][0]['present'] is True
+    assert listed['local'][0]['in_cinder'] is True
+    mine = [r for r in listed['cinder'] if r['volume_id'] == volume['id']]
+    assert [r['attachment_id'] for r in mine] == [attached['attachment_id']]
+    assert mine[0]['recorded_here'] is True
+
+    # Attaching again is idempotent: same attachment, no second one.
+    again = cli.ok('local-attach', volume['id'])
+    assert again['reused'] is True
+    assert again['attachment_id'] == attached['attachment_id']
+    assert len(_attachments(sandbox, volume['id'])) == 1
+
+    payload = os.urandom(4096)
+    fd = os.open(device, os.O_WRONLY)
+    try:
+        os.pwrite(fd, payload, 3 * MiB)
+    finally:
+        os.close(fd)
+
+    detached = cli.ok('local-detach', volume['id'])
+    assert [d['attachment_id'] for d in detached['detached']] == [
+        attached['attachment_id']]
+    assert detached['detached'][0]['deleted_in_cinder'] is True
+    sandbox.wait_volume(volume['id'], 'available')
+    assert _attachments(sandbox, volume['id']) == []
+    assert _records(cli) == []
+    with open(sandbox.volume_file(volume), 'rb') as f:
+        f.seek(3 * MiB)
+        assert f.read(4096) == payload
+
+    # Detaching what is already detached is a success.
+    detached = cli.ok('local-detach', volume['name'])
+    assert detached['already_detached'] is True
+    sandbox.delete_volume(volume['id'])
+
+
+def test_read_only_attach_refuses_writes(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    attached = cli.ok('local-attach', volume['id'], '--mode', 'ro')
+    assert attached['mode'] == 'ro'
+    assert attached['attach_mode'] == 'ro'
+    with pytest.raises(OSError):
+        fd = os.open(attached['device_path'], os.O_WRONLY)
+        try:
+            os.write(fd, b'x' * 512)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    cli.ok('local-detach', volume['id'])
+    assert _attachments(sandbox, volume['id']) == []
+    sandbox.delete_volume(volume['id'])
+
+
+def test_mountpoint_mount_and_unmount(cli, sandbox, tmp_path):
+    volume = sandbox.create_volume(volume_type='local')
+    attached = cli.ok('local-attach', volume['id'])
+    subprocess.run(['mkfs.ext4', '-q', '-F', attached['device_path']],
+                   check=True, capture_output=True)
+    cli.ok('local-detach', volume['id'])
+
+    mnt = str(tmp_path / 'mnt')
+    attached = cli.ok('local-attach', volume['id'], '--mountpoint', mnt)
+    assert attached['mountpoint'] == mnt
+    assert os.path.ismount(mnt)
+    with open(os.path.join(mnt, 'hello'), 'w') as f:
+        f.write('written through ipa-cinder')
+    listed = cli.ok('list')
+    assert listed['local'][0]['mountpoint'] == mnt
+    cli.ok('local-detach', volume['id'])
+    assert not os.path.ismount(mnt)
+    assert _attachments(sandbox, volume['id']) == []
+
+    # Read-only, mounted read-only: the file is there, writes fail.
+    cli.ok('local-attach', volume['id'], '--mountpoint', mnt, '--mode', 'ro')
+    with open(os.path.join(mnt, 'hello')) as f:
+        assert f.read() == 'written through ipa-cinder'
+    with pytest.raises(OSError):
+        open(os.path.join(mnt, 'other'), 'w').close()
+    cli.ok('local-detach', volume['id'])
+    assert not os.path.ismount(mnt)
+    sandbox.delete_volume(volume['id'])
+
+
+def test_failure_after_connect_leaves_nothing(cli, sandbox, tmp_path):
+    # A blank volume cannot be mounted: the failure comes after create,
+    # connect and complete, and everything is undone.
+    volume = sandbox.create_volume(volume_type='local')
+    mnt = str(tmp_path / 'mnt')
+    code, result, text = cli.run('local-attach', volume['id'],
+                                 '--mountpoint', mnt)
+    assert code == 4, text
+    assert result['error']['kind'] == 'local'
+    assert _attachments(sandbox, volume['id']) == []
+    assert _records(cli) == []
+    assert not os.path.ismount(mnt)
+    sandbox.wait_volume(volume['id'], 'available')
+    assert loopdev.devices_of(sandbox.volume_file(volume)) == []
+    sandbox.delete_volume(volume['id'])
+
+
+def test_iscsi_fails_cleanly_without_secrets(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='iscsi')
+    # Learn the volume's CHAP credentials (the same for every attachment
+    # of the volume), then give the volume back.
+    probe = sandbox.cinder.post('/attachments', {'attachment': {
+        'volume_uuid': volume['id'],
+        'connector': sandbox.connector('probe-host')}},
+        microversion='3.54')['attachment']
+    user = probe['connection_info']['auth_username']
+    password = probe['connection_info']['auth_password']
+    sandbox.cinder.delete('/attachments/%s' % probe['id'],
+                          microversion='3.44', service=True)
+    sandbox.wait_volume(volume['id'], 'available')
+
+    for fmt in ('json', 'table'):
+        code, _result, text = cli.run('local-attach', volume['id'],
+                                      '--debug', '--instance-uuid',
+                                      str(uuid.uuid4()), fmt=fmt)
+        assert code == 4, text
+        assert 'iSCSI' in text
+        assert password not in text
+        assert user not in text
+        assert _attachments(sandbox, volume['id']) == []
+        assert _records(cli) == []
+    assert sandbox.get_volume(volume['id'])['status'] == 'available'
+    sandbox.delete_volume(volume['id'])
+
+
+def test_multiattach_detach_picks_this_hosts_attachment(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local-multiattach')
+    first = cli.ok('local-attach', volume['id'], '--host', 'cli-host-a',
+                   state='a')
+    second = cli.ok('local-attach', volume['id'], '--host', 'cli-host-b',
+                    '--mode', 'ro', state='b')
+    assert first['attachment_id'] != second['attachment_id']
+    ids = {a['id'] for a in _attachments(sandbox, volume['id'])}
+    assert ids == {first['attachment_id'], second['attachment_id']}
+
+    # No local record here: the attachment is found by the connector host.
+    detached = cli.ok('local-detach', volume['id'], '--host', 'cli-host-a',
+                      state='empty')
+    assert [d['attachment_id'] for d in detached['detached']] == [
+        first['attachment_id']]
+    assert [a['id'] for a in _attachments(sandbox, volume['id'])] == [
+        second['attachment_id']]
+    assert sandbox.get_volume(volume['id'])['status'] == 'in-use'
+
+    # From the local record.
+    detached = cli.ok('local-detach', volume['id'], '--host', 'cli-host-b',
+                      state='b')
+    assert [d['attachment_id'] for d in detached['detached']] == [
+        second['attachment_id']]
+    assert _attachments(sandbox, volume['id']) == []
+    assert _records(cli, 'b') == []
+    # Host a's record outlived its attachment: forget it.
+    cli.ok('local-detach', volume['id'], '--host', 'cli-host-a',
+           '--attachment-id', first['attachment_id'], state='a')
+    assert _records(cli, 'a') == []
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+def test_missing_volume_and_clouds_yaml(cli, sandbox, tmp_path):
+    code, result, text = cli.run('local-attach', 'no-such-volume')
+    assert code == 3, text
+    assert result['error']['kind'] == 'cinder'
+
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(
+        'clouds:\n  sandbox:\n    auth_type: none\n'
+        '    block_storage_endpoint_override: %s\n' % sandbox.cinder_url)
+    env = {k: v for k, v in cli.env.items() if not k.startswith('OS_')}
+    env.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD='sandbox')
+    code, result, text = cli.run('list', env=env)
+    assert code == 0, text
+    assert result['local'] == []
