@@ -301,12 +301,8 @@ class _RetriableHTTPError(Exception):
                                           _cinder_reason(response)))
 
 
-class _DiscoveryError(Exception):
-    """Cinder's version document could not be read (Cinder down?)."""
-
-
 def _is_retriable(exc):
-    return isinstance(exc, (_RetriableHTTPError, _DiscoveryError,
+    return isinstance(exc, (_RetriableHTTPError,
                             ks_exc.RetriableConnectionFailure,
                             ks_exc.UnknownConnectionError))
 
@@ -351,7 +347,16 @@ class CinderClient(object):
     def proxy(self):
         """The block-storage adapter (built on first use)."""
         if self._proxy is None:
-            self._proxy = self._cloud.block_storage
+            try:
+                self._proxy = self._cloud.block_storage
+            except ks_exc.DiscoveryFailure as exc:
+                # openstacksdk reads Cinder's version document without a
+                # token, and a noauth Cinder answers that with an empty
+                # 204; Cinder may also just be down. Every call here names
+                # its microversion, so the configured endpoint is enough.
+                LOG.debug('No block-storage version discovery (%s); using '
+                          'the endpoint as configured', exc)
+                self._proxy = _plain_adapter(self._cloud)
         return self._proxy
 
     # ------------------------------------------------------ attachments --
@@ -642,12 +647,8 @@ class CinderClient(object):
             attempt['n'] += 1
             if attempt['n'] > 1 and before_retry is not None:
                 before_retry()
-            try:
-                proxy = self.proxy
-            except ks_exc.DiscoveryFailure as exc:
-                raise _DiscoveryError(str(exc))
             start = time.monotonic()
-            response = proxy.request(url, method, **kwargs)
+            response = self.proxy.request(url, method, **kwargs)
             LOG.debug('Cinder %(call)s: %(method)s %(url)s (microversion '
                       '%(mv)s) -> HTTP %(status)s in %(time).3f s',
                       {'call': call, 'method': method, 'url': url,
@@ -667,8 +668,8 @@ class CinderClient(object):
                 '%s after %d attempt(s)%s' % (exc, attempt['n'],
                                               self._hint(call, exc)),
                 call=call, status_code=exc.response.status_code, **ctx)
-        except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure,
-                _DiscoveryError) as exc:
+        except (ks_exc.ConnectionError,
+                ks_exc.RetriableConnectionFailure) as exc:
             raise CinderUnavailable(
                 'cannot reach Cinder after %d attempt(s): %s'
                 % (attempt['n'], mask_secrets(str(exc))), call=call, **ctx)
@@ -702,6 +703,16 @@ class CinderClient(object):
 
 def _describe(ctx):
     return ', '.join('%s %s' % (k, v) for k, v in ctx.items() if v) or '-'
+
+
+def _plain_adapter(conn):
+    """A keystoneauth adapter of a Connection's block-storage endpoint."""
+    config = conn.config
+    return ks_adapter.Adapter(
+        session=conn.session, service_type='block-storage',
+        interface=config.get_interface('block-storage'),
+        region_name=config.get_region_name('block-storage'),
+        endpoint_override=config.get_endpoint('block-storage'))
 
 
 def _uses_noauth(adapter):

@@ -19,10 +19,12 @@ keystoneauth's ``none`` plugin.
 """
 
 import json
+import logging
 import threading
 import time
 import uuid
 
+import openstack.connection
 from oslo_config import cfg
 import pytest
 
@@ -55,7 +57,22 @@ def node(nodes):
 
 
 @pytest.fixture
-def client(sandbox, conf, nodes, node):
+def new_volume(sandbox):
+    """Create volumes for one test; deleted after it (quota is small)."""
+    created = []
+
+    def create(volume_type='local'):
+        volume = sandbox.create_volume(volume_type=volume_type)
+        created.append(volume['id'])
+        return volume
+
+    yield create
+    for volume_id in created:
+        sandbox.delete_volume(volume_id)
+
+
+@pytest.fixture
+def client(sandbox, conf, nodes, node, new_volume):
     client = cinder.CinderClient(sandbox.cinder_adapter(), node=node,
                                  service_role_header=True, conf=conf)
     yield client
@@ -72,8 +89,8 @@ def _attach(client, sandbox, volume, node, mode=None, protocol='local'):
 
 
 @pytest.mark.parametrize('mode', ['rw', 'ro', None])
-def test_attach_complete_detach(sandbox, client, node, mode):
-    volume = sandbox.create_volume(volume_type='local')
+def test_attach_complete_detach(sandbox, new_volume, client, node, mode):
+    volume = new_volume('local')
     attachment = _attach(client, sandbox, volume, node, mode=mode)
     # The mode shows in attach_mode (3.54), not in connection_info. Without
     # a mode (3.44) Cinder records the string "null": read-write.
@@ -99,9 +116,9 @@ def test_attach_complete_detach(sandbox, client, node, mode):
                                     volume_id=volume['id']) is False
 
 
-def test_delete_without_service_role_is_refused(sandbox, client, conf,
-                                                node):
-    volume = sandbox.create_volume(volume_type='local')
+def test_delete_without_service_role_is_refused(sandbox, new_volume, client,
+                                                conf, node):
+    volume = new_volume('local')
     attachment = _attach(client, sandbox, volume, node)
     client.complete_attachment(attachment['id'])
     conf.set_override('cinder_retry_attempts', 1, group='ipa_cinder')
@@ -118,8 +135,9 @@ def test_delete_without_service_role_is_refused(sandbox, client, conf,
     sandbox.wait_volume(volume['id'], 'available')
 
 
-def test_bad_connector_refused_without_leftover(sandbox, client, node):
-    volume = sandbox.create_volume(volume_type='iscsi')
+def test_bad_connector_refused_without_leftover(sandbox, new_volume, client,
+                                                node):
+    volume = new_volume('iscsi')
     no_host = sandbox.connector('x')
     del no_host['host']
     with pytest.raises(cinder.InvalidConnector, match='"host"'):
@@ -135,8 +153,10 @@ def test_bad_connector_refused_without_leftover(sandbox, client, node):
     assert client.get_volume(volume['id'])['status'] == 'available'
 
 
-def test_iscsi_secrets_masked(sandbox, client, node):
-    volume = sandbox.create_volume(volume_type='iscsi')
+def test_iscsi_secrets_masked(sandbox, new_volume, client, node, caplog):
+    # Everything logged at any level, keystoneauth's request logs included.
+    caplog.set_level(logging.DEBUG)
+    volume = new_volume('iscsi')
     attachment = _attach(client, sandbox, volume, node, mode='rw',
                          protocol='iscsi')
     try:
@@ -150,14 +170,18 @@ def test_iscsi_secrets_masked(sandbox, client, node):
         for secret in secrets:
             assert secret not in masked
         assert data['target_iqn'] in masked
+        client.get_attachment(attachment['id'])
+        client.list_attachments(volume_id=volume['id'])
+        for secret in secrets:
+            assert secret not in caplog.text
     finally:
         assert client.delete_attachment(attachment['id']) is True
     sandbox.wait_volume(volume['id'], 'available')
 
 
-def test_second_rw_attach_refused_without_retry(sandbox, client, node,
-                                                nodes):
-    volume = sandbox.create_volume(volume_type='local')
+def test_second_rw_attach_refused_without_retry(sandbox, new_volume, client,
+                                                node, nodes):
+    volume = new_volume('local')
     first = _attach(client, sandbox, volume, node, mode='rw')
     client.complete_attachment(first['id'])
     other = str(uuid.uuid4())
@@ -174,8 +198,36 @@ def test_second_rw_attach_refused_without_retry(sandbox, client, node,
     sandbox.wait_volume(volume['id'], 'available')
 
 
-def test_volume_lookup(sandbox, client):
-    volume = sandbox.create_volume(volume_type='local')
+def test_openstacksdk_noauth_connection(sandbox, new_volume, conf, node):
+    """The CLI's way: openstacksdk with ``auth_type: none``.
+
+    keystoneauth's none plugin sends the token ``notused`` (user and
+    project ``notused`` for a noauth Cinder), so the endpoint must not
+    carry a project id; the client detects the plugin and sends the
+    service role with deletes by itself.
+    """
+    conn = openstack.connection.Connection(
+        auth_type='none',
+        block_storage_endpoint_override='http://127.0.0.1:%d/v3'
+        % sandbox.ports['cinder'],
+        block_storage_api_version='3')
+    client = cinder.CinderClient(conn, node=node, conf=conf)
+    assert client.service_role_header is True
+    volume = new_volume('local')
+    attachment = _attach(client, sandbox, volume, node, mode='rw')
+    try:
+        client.complete_attachment(attachment['id'])
+        assert client.get_volume(volume['id'])['status'] == 'in-use'
+        # Created in another project: seen thanks to all_tenants.
+        assert [a['id'] for a in client.list_attachments(
+            instance_uuid=node)] == [attachment['id']]
+    finally:
+        assert client.delete_attachment(attachment['id']) is True
+    sandbox.wait_volume(volume['id'], 'available')
+
+
+def test_volume_lookup(sandbox, new_volume, client):
+    volume = new_volume('local')
     by_name = client.find_volume(volume['name'])
     assert by_name['id'] == volume['id']
     by_id = client.find_volume(volume['id'])
@@ -205,8 +257,8 @@ def _restart_api_later(sandbox, delay):
     return thread
 
 
-def test_api_down_ridden_through(sandbox, client, node, caplog):
-    volume = sandbox.create_volume(volume_type='local')
+def test_api_down_ridden_through(sandbox, new_volume, client, node, caplog):
+    volume = new_volume('local')
     # A client built now: its proxy is already known to work.
     client.get_volume(volume['id'])
     thread = _restart_api_later(sandbox, 4)

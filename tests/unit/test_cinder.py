@@ -373,14 +373,21 @@ class TestRetryPolicy(Base):
         self.assertEqual(1, len(self.sleeps))
         self.assertIn('get_volume', self.log.output)
 
-    def test_discovery_retried(self):
-        # The proxy reads Cinder's version document on first use: Cinder
-        # being down at that moment is ridden through like any call.
-        self.transport.discovery_failures = 2
+    def test_no_version_discovery(self):
+        # openstacksdk's proxy reads Cinder's version document without a
+        # token; a noauth Cinder answers 204, or Cinder is down: the client
+        # then uses the configured endpoint as it is.
+        self.transport.discovery_failures = 1
         self.transport.add('GET', '/volumes/%s' % VOLUME,
+                           requests.exceptions.ConnectionError('refused'),
                            (200, {'volume': {'id': VOLUME}}))
-        self.assertEqual(VOLUME, self.client().get_volume(VOLUME)['id'])
-        self.assertEqual(2, len(self.sleeps))
+        client = self.client()
+        self.assertEqual(VOLUME, client.get_volume(VOLUME)['id'])
+        self.assertIsInstance(client.proxy, ks_adapter.Adapter)
+        get = self.transport.calls('GET', '/volumes/%s' % VOLUME)[-1]
+        self.assertEqual('volume 3.44', get.headers['OpenStack-API-Version'])
+        self.assertIn('X-Auth-Token', get.headers)
+        self.assertEqual(1, len(self.sleeps))
 
     def test_connection_error_exhausted(self):
         self.conf.set_override('cinder_retry_attempts', 2,
