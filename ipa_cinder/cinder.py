@@ -734,6 +734,13 @@ def ironic_client(context=None, node=None):
     attachments; the adapter then sends Ironic's token as the service token
     too, like Ironic does for its own admin calls.
 
+    With ``[cinder] auth_type = none`` (a noauth Cinder), ``[cinder]
+    endpoint_override`` must be the v3 endpoint WITHOUT a project id
+    (``http://cinder:8776/v3``): keystoneauth's none plugin sends the token
+    ``notused``, which a noauth Cinder reads as project ``notused``, and a
+    different project in the URL is a 400. Volumes of any project are still
+    reached: every noauth request is admin.
+
     :param context: Ironic request context (``task.context``).
     :param node: node UUID for error messages.
     """
@@ -744,11 +751,32 @@ def ironic_client(context=None, node=None):
     from ironic.conf import CONF as IRONIC_CONF
     from keystoneauth1 import service_token
 
-    proxy = ironic_cinder.get_client(context)
-    if (IRONIC_CONF.cinder.auth_type != 'none'
-            and not getattr(context, 'auth_token', None)):
+    noauth_cinder = IRONIC_CONF.cinder.auth_type == 'none'
+    try:
+        proxy = ironic_cinder.get_client(context)
+    except ks_exc.DiscoveryFailure as exc:
+        if not noauth_cinder:
+            raise CinderUnavailable(
+                'cannot read the version document of Cinder: %s' % exc,
+                call='connect', node=node)
+        # A noauth Cinder answers openstacksdk's unauthenticated version
+        # request with an empty 204: use [cinder] endpoint_override as it
+        # is (every call here names its microversion).
+        auth = keystone.get_auth('cinder')
+        session = keystone.get_session('cinder',
+                                       timeout=IRONIC_CONF.cinder.timeout,
+                                       auth=auth)
+        endpoint = keystone.get_endpoint('cinder', session=session,
+                                         auth=auth)
+        LOG.debug('No block-storage version discovery at %(url)s (%(err)s); '
+                  'using it as configured', {'url': endpoint, 'err': exc})
+        proxy = ks_adapter.Adapter(session=session,
+                                   service_type='block-storage',
+                                   endpoint_override=endpoint)
+    if not noauth_cinder and not getattr(context, 'auth_token', None):
         service_auth = keystone.get_auth('cinder')
         proxy.auth = service_token.ServiceTokenAuthWrapper(
             user_auth=service_auth, service_auth=service_auth)
-    return CinderClient(proxy, node=node,
+    # auth_type none means a noauth Cinder: roles come from headers there.
+    return CinderClient(proxy, node=node, service_role_header=noauth_cinder,
                         metrics=metrics_utils.get_metrics_logger(__name__))

@@ -226,6 +226,29 @@ def test_openstacksdk_noauth_connection(sandbox, new_volume, conf, node):
     sandbox.wait_volume(volume['id'], 'available')
 
 
+def test_ironic_client_noauth(sandbox, new_volume, node):
+    """The conductor's way: Ironic's [cinder] section, auth_type none."""
+    from ironic.conf import CONF as IRONIC_CONF
+
+    overrides = {'auth_type': 'none',
+                 'endpoint_override': 'http://127.0.0.1:%d/v3'
+                 % sandbox.ports['cinder']}
+    for name, value in overrides.items():
+        IRONIC_CONF.set_override(name, value, group='cinder')
+    try:
+        client = cinder.ironic_client(None, node=node)
+        assert client.service_role_header is True
+        volume = new_volume('local')
+        attachment = _attach(client, sandbox, volume, node, mode='ro')
+        client.complete_attachment(attachment['id'])
+        assert attachment['attach_mode'] == 'ro'
+        assert client.delete_attachment(attachment['id']) is True
+        sandbox.wait_volume(volume['id'], 'available')
+    finally:
+        for name in overrides:
+            IRONIC_CONF.clear_override(name, group='cinder')
+
+
 def test_volume_lookup(sandbox, new_volume, client):
     volume = new_volume('local')
     by_name = client.find_volume(volume['name'])

@@ -564,8 +564,8 @@ class TestIronicClient(testtools.TestCase):
         self.proxy = mock.Mock(spec=ks_adapter.Adapter)
         self.proxy.auth = None
         self.proxy.session = mock.Mock(auth=None)
-        self.useFixture(fixtures.MockPatchObject(
-            ironic_cinder, 'get_client', return_value=self.proxy))
+        self.get_client = self.useFixture(fixtures.MockPatchObject(
+            ironic_cinder, 'get_client', return_value=self.proxy)).mock
         self.service_auth = mock.Mock()
         self.useFixture(fixtures.MockPatchObject(
             keystone, 'get_auth', return_value=self.service_auth))
@@ -583,6 +583,8 @@ class TestIronicClient(testtools.TestCase):
                               service_token.ServiceTokenAuthWrapper)
         self.assertIs(self.service_auth, self.proxy.auth.service_auth)
         self.assertEqual(NODE, client.node)
+        # With Keystone, roles come from the service token only.
+        self.assertFalse(client.service_role_header)
 
     def test_user_token_keeps_ironic_session(self):
         self.ironic_conf.set_override('auth_type', 'password',
@@ -598,3 +600,30 @@ class TestIronicClient(testtools.TestCase):
                         group='cinder')
         cinder.ironic_client(None)
         self.assertIsNone(self.proxy.auth)
+
+    def test_keystone_discovery_failure(self):
+        from keystoneauth1 import exceptions as ks_exc
+        self.ironic_conf.set_override('auth_type', 'password',
+                                      group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        self.get_client.side_effect = ks_exc.DiscoveryFailure('down')
+        exc = self.assertRaises(cinder.CinderUnavailable,
+                                cinder.ironic_client, None, node=NODE)
+        self.assertIn(NODE, str(exc))
+
+    def test_noauth_discovery_failure_uses_endpoint(self):
+        from ironic.common import keystone
+        from keystoneauth1 import exceptions as ks_exc
+        self.ironic_conf.set_override('auth_type', 'none', group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        self.get_client.side_effect = ks_exc.DiscoveryFailure('204')
+        self.useFixture(fixtures.MockPatchObject(
+            keystone, 'get_session'))
+        self.useFixture(fixtures.MockPatchObject(
+            keystone, 'get_endpoint', return_value=ENDPOINT))
+        client = cinder.ironic_client(None, node=NODE)
+        self.assertIsInstance(client.proxy, ks_adapter.Adapter)
+        self.assertEqual(ENDPOINT, client.proxy.endpoint_override)
+        self.assertTrue(client.service_role_header)
