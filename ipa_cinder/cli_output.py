@@ -39,30 +39,41 @@ def safe_text(text):
 
 
 def _cell(value):
+    """The text of one cell; a dict becomes one ``key: value`` per line."""
     if value is None:
         return ''
     if isinstance(value, bool):
         return 'true' if value else 'false'
-    if isinstance(value, (dict, list, tuple)):
+    if isinstance(value, dict):
+        return '\n'.join('%s: %s' % (k, json.dumps(v) if isinstance(
+            v, (dict, list)) else _cell(v)) for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
 def table(rows, columns):
-    """A text table of ``rows`` (dicts) with the given column keys."""
-    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
-    widths = [max([len(col)] + [len(r[i]) for r in cells])
+    """A text table of ``rows`` (dicts) with the given column keys.
+
+    Cells may span several lines (dicts are shown one key per line).
+    """
+    cells = [[_cell(row.get(col)).split('\n') for col in columns]
+             for row in rows]
+    widths = [max([len(col)] + [len(line) for r in cells for line in r[i]])
               for i, col in enumerate(columns)]
     rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
 
-    def line(values):
-        return '| ' + ' | '.join(v.ljust(w) for v, w in
-                                 zip(values, widths)) + ' |'
+    def lines(values):
+        height = max(len(v) for v in values)
+        return ['| ' + ' | '.join(
+            (v[n] if n < len(v) else '').ljust(w)
+            for v, w in zip(values, widths)) + ' |' for n in range(height)]
 
-    lines = [rule, line(columns), rule]
-    lines += [line(r) for r in cells]
-    lines.append(rule)
-    return '\n'.join(lines)
+    out = [rule] + lines([[c] for c in columns]) + [rule]
+    for r in cells:
+        out += lines(r)
+    out.append(rule)
+    return '\n'.join(out)
 
 
 def field_table(mapping):

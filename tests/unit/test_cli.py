@@ -301,3 +301,15 @@ def test_bad_mountpoint_is_a_usage_error(tmp_path, capsys, no_cloud_env):
                      '--state-dir', str(tmp_path)])
     assert code == cli.EXIT_USAGE
     assert '--mountpoint' in capsys.readouterr().err
+
+
+def test_table_shows_dicts_one_key_per_line():
+    text = cli_output.render({'connection_info': {'target_lun': 1,
+                                                  'access_mode': 'ro'}},
+                             'table')
+    lines = text.splitlines()
+    assert any('connection_info' in line and 'access_mode: ro' in line
+               for line in lines)
+    assert any('target_lun: 1' in line and 'connection_info' not in line
+               for line in lines)
+    assert len({len(line) for line in lines}) == 1
