@@ -251,9 +251,8 @@ def cmd_local_attach(args):
             record['mountpoint'] = args.mountpoint
     except BaseException as e:
         # Nothing leaks: undo the connection and the attachment.
-        LOG.warning('Attaching volume %s failed (%s); removing attachment '
-                    '%s', volume['id'], cli_output.safe_text(e),
-                    attachment_id)
+        LOG.info('Attaching volume %s failed (%s); removing attachment '
+                 '%s', volume['id'], cli_output.safe_text(e), attachment_id)
         _rollback(client, conns, volume['id'], attachment_id, connected)
         raise
     return _attach_result(volume, attachment_id, record, attachment, host)
