@@ -84,6 +84,7 @@ class Cinder(object):
             'report_interval': '3',
             'periodic_interval': '10',
             'scheduler_driver_init_wait_time': '3',
+            'graceful_shutdown_timeout': '5',
         }
         conf['database'] = {'connection': self.database.url('cinder')}
         conf['oslo_concurrency'] = {'lock_path': os.path.join(self.base,
@@ -187,8 +188,7 @@ class Cinder(object):
     def stop(self):
         """Stop api, scheduler, volume, then the privsep daemons."""
         privsep = self.privsep_pids()
-        for name in reversed(SERVICES):
-            self.procs.stop(name, timeout=20)
+        self.procs.stop_many(SERVICES, timeout=20)
         for pid in privsep:
             # Only daemons still carrying our configuration on their
             # command line: never a PID that was reused since.

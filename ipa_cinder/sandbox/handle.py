@@ -232,19 +232,23 @@ class SandboxHandle(object):
 
     def create_node(self, name=None, mac=None, root_device=None,
                     deploy_interface='direct', driver='fake-hardware',
-                    **fields):
+                    management_interface='noop', **fields):
         """An ``available`` node with a port for the agent's MAC.
 
         ``deploy_forces_oob_reboot`` is always set, so the agent is never
-        asked to power the machine off.
+        asked to power the machine off. Legacy BIOS boot mode unless
+        ``properties`` says otherwise: no bootloader is installed and no
+        firmware boot entry is written for a whole-disk image.
         """
         driver_info = dict(fields.pop('driver_info', {}),
                            deploy_forces_oob_reboot=True)
         properties = dict(fields.pop('properties', {}))
+        properties.setdefault('capabilities', 'boot_mode:bios')
         if root_device:
             properties['root_device'] = root_device
         body = dict(fields, name=name or self.name('node'), driver=driver,
                     deploy_interface=deploy_interface,
+                    management_interface=management_interface,
                     driver_info=driver_info, properties=properties)
         node = self.ironic.post('/v1/nodes', body)
         self._nodes.append(node['uuid'])
@@ -305,21 +309,24 @@ class SandboxHandle(object):
             with no Ironic (commands need its token).
         :returns: the started ``AgentProcess``; stopped on close.
         """
-        # Imported here: the confinement code is another module's job and
-        # only the agent needs it.
-        from ipa_cinder.sandbox import agent_process
+        # Imported here: only the agent needs the confinement code.
+        from ipa_cinder.sandbox import agents
 
         name = name or self.name('agent')
         workdir = self.layout.path('agent', name)
         os.makedirs(workdir, exist_ok=True)
         for device in devices:
             self._check_own_device(device)
-        agent = agent_process.AgentProcess(
+        agent = agents.IronicAgent(
             workdir, devices=list(devices),
             api_url=self.ironic_url if with_ironic else None,
             name=name, **kwargs)
         self._agents.append(agent)
-        agent.start()
+        try:
+            agent.start()
+        except Exception:
+            self._forget(self._agents, agent)
+            raise
         # Recorded, so that ``down`` stops it even if this process dies.
         self.box.procs.record(name, agent.jail.proc.pid,
                               ['ironic-python-agent', workdir])

@@ -33,7 +33,9 @@ BASE = {
     'deploy': ['fake', 'direct'],
     'firmware': ['no-firmware', 'fake'],
     'inspect': ['no-inspect', 'fake'],
-    'management': ['fake'],
+    # noop: accepts every boot device (fake refuses 'disk', which a local
+    # boot deploy sets).
+    'management': ['fake', 'noop'],
     'network': ['noop'],
     'power': ['fake'],
     'raid': ['no-raid', 'fake', 'agent'],

@@ -52,6 +52,7 @@ class Ironic(object):
             'my_ip': '127.0.0.1',
             'state_path': self.base,
             'default_deploy_interface': 'direct',
+            'graceful_shutdown_timeout': '5',
         }
         default.update(interfaces.ironic_options())
         conf['DEFAULT'] = default

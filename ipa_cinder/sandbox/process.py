@@ -188,6 +188,18 @@ class ProcessTable(object):
         except FileNotFoundError:
             return '(no log)'
 
+    def stop_many(self, names, timeout=15):
+        """Signal several processes at once, then wait for each."""
+        for name in names:
+            rec = self.get(name)
+            if rec and is_alive(rec['pid'], rec['start_time']):
+                try:
+                    os.kill(rec['pid'], signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for name in names:
+            self.stop(name, timeout=timeout)
+
     def stop(self, name, timeout=15, sig=signal.SIGTERM):
         """Stop the process recorded under ``name`` and forget it."""
         rec = self.get(name)
