@@ -143,6 +143,24 @@ def known_protocols():
     return sorted(p.lower() for p in brick_connector.get_connector_mapping())
 
 
+def from_attachment(connection_info):
+    """The usual nested form of an attachment's ``connection_info``.
+
+    Cinder's attachments API returns it flat (the driver's data keys next
+    to ``driver_volume_type``); os-brick and this project use the nested
+    form ``{"driver_volume_type": ..., "data": {...}}``. Nested input is
+    returned as it is.
+    """
+    if not isinstance(connection_info, dict):
+        return connection_info
+    if isinstance(connection_info.get('data'), dict):
+        return connection_info
+    data = {k: v for k, v in connection_info.items()
+            if k != 'driver_volume_type'}
+    return {'driver_volume_type': connection_info.get('driver_volume_type'),
+            'data': data}
+
+
 def validate_mode(mode, volume_id=None):
     if mode not in VALID_MODES:
         raise InvalidConnectionInfo(

@@ -250,7 +250,8 @@ class NodeVolumes(object):
                 attachment = self.cinder.update_attachment(
                     attachment['id'], connector, volume_id=volume_id,
                     protocol=target.volume_type)
-        info = attachment.get('connection_info') or {}
+        info = connection.from_attachment(
+            attachment.get('connection_info') or {})
         log_filter.remember(info)
         entry = {'attachment_id': attachment['id'], 'target': target.uuid,
                  'mode': mode, 'properties': sorted((info.get('data')

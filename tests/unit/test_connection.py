@@ -165,3 +165,13 @@ def test_mask_text_usernames():
     assert 'chap-u-1' not in masked and 'pw-123456' not in masked
     assert 'du-2' not in masked
     assert "'target_lun': 1" in masked
+
+
+def test_from_attachment_nests_flat_info():
+    flat = {'driver_volume_type': 'local', 'device_path': '/dev/loop3',
+            'attachment_id': 'a'}
+    assert connection.from_attachment(flat) == {
+        'driver_volume_type': 'local',
+        'data': {'device_path': '/dev/loop3', 'attachment_id': 'a'}}
+    nested = {'driver_volume_type': 'local', 'data': {'device_path': 'x'}}
+    assert connection.from_attachment(nested) is nested

@@ -1,0 +1,156 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Boot-from-volume deploys through the sandbox's real Ironic and Cinder."""
+
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+from ipa_cinder.sandbox import device_broker
+
+OLD_INITIATOR = 'iqn.2000-01.org.example:image-default'
+
+
+def build_os_image(path):
+    """A small whole-disk image of an "OS" that uses open-iscsi.
+
+    One ext4 partition with /etc/iscsi/initiatorname.iscsi holding a name
+    that the deploy must replace with the node's.
+    """
+    with open(path, 'wb') as f:
+        f.truncate(24 << 20)
+    subprocess.run(['sfdisk', '-q', path], check=True, text=True,
+                   input='label: dos\nstart=2048, type=83\n')
+    root = path + '.root'
+    os.makedirs(os.path.join(root, 'etc', 'iscsi'), exist_ok=True)
+    with open(os.path.join(root, 'etc', 'iscsi', 'initiatorname.iscsi'),
+              'w') as f:
+        f.write('InitiatorName=%s\n' % OLD_INITIATOR)
+    subprocess.run(['mke2fs', '-q', '-F', '-t', 'ext4', '-d', root, '-E',
+                    'offset=%d' % (2048 * 512), path, '%dk' % (22 * 1024)],
+                   check=True)
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        digest.update(f.read())
+    return {'path': path, 'name': os.path.basename(path),
+            'size': os.path.getsize(path), 'sha256': digest.hexdigest(),
+            'offset': 2048 * 512}
+
+
+@pytest.fixture(scope='session')
+def os_image(sandbox):
+    image = build_os_image(sandbox.layout.path('images', 'bfv-os.raw'))
+    image['url'] = '%s/%s' % (sandbox.http_url, image['name'])
+    return image
+
+
+class Deployer(object):
+    """Drives one node through Ironic with a real, confined agent."""
+
+    def __init__(self, sandbox, image):
+        self.sandbox = sandbox
+        self.image = image
+        self.timeline = []
+        self.nodes = []
+
+    def volume_dir(self, backend='local'):
+        return self.sandbox.box.cinder.volumes_dir(backend)
+
+    def create_node(self, with_image=True, **fields):
+        instance_info = {}
+        if with_image:
+            instance_info = {
+                'image_source': self.image['url'],
+                'image_os_hash_algo': 'sha256',
+                'image_os_hash_value': self.image['sha256'],
+                'image_disk_format': 'raw'}
+        properties = dict(fields.pop('properties', {}))
+        properties.setdefault('capabilities', 'iscsi_boot:true')
+        node = self.sandbox.create_node(deploy_interface='cinder-agent',
+                                        instance_info=instance_info,
+                                        properties=properties, **fields)
+        self.nodes.append(node['uuid'])
+        return node
+
+    def add_target(self, node, volume, boot_index=0, volume_type='local',
+                   **properties):
+        return self.sandbox.ironic.post('/v1/volume/targets', {
+            'node_uuid': node['uuid'], 'volume_type': volume_type,
+            'boot_index': boot_index, 'volume_id': volume['id'],
+            'properties': properties})
+
+    def deploy(self, node, expect='active', timeout=240):
+        """Deploy and wait for ``expect`` (or 'deploy failed')."""
+        began = time.monotonic()
+        self.sandbox.set_provision_state(node['uuid'], 'active')
+        self.sandbox.wait_node(node['uuid'], 'wait call-back')
+        agent = self.sandbox.start_agent()
+        broker = device_broker.DeviceBroker(agent, self.volume_dir())
+        broker.start()
+        try:
+            result = self.wait(node, expect, timeout)
+        finally:
+            broker.stop()
+            self.sandbox.stop_agent(agent)
+        self.timeline.append(('deploy %s' % node['uuid'],
+                              time.monotonic() - began))
+        return result, agent
+
+    def wait(self, node, expect, timeout=240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.sandbox.get_node(node['uuid'])
+            state = current['provision_state']
+            if state == expect:
+                return current
+            if expect != 'deploy failed' and state in ('deploy failed',
+                                                       'error'):
+                raise AssertionError('node went to %s: %s'
+                                     % (state, current['last_error']))
+            time.sleep(0.5)
+        raise AssertionError('node %s not %s after %ss (now %s)'
+                             % (node['uuid'], expect, timeout, state))
+
+    def undeploy(self, node):
+        self.sandbox.set_provision_state(node['uuid'], 'deleted')
+        return self.wait(node, 'available', timeout=120)
+
+    def attachments(self, volume_id=None, node=None):
+        query = []
+        if volume_id:
+            query.append('volume_id=%s' % volume_id)
+        if node:
+            query.append('instance_id=%s' % node['uuid'])
+        path = '/attachments/detail?all_tenants=1'
+        if query:
+            path += '&' + '&'.join(query)
+        return self.sandbox.cinder.get(path, microversion='3.44')[
+            'attachments']
+
+    def volume_bytes(self, volume, size):
+        with open(self.sandbox.volume_file(volume), 'rb') as f:
+            return f.read(size)
+
+
+@pytest.fixture
+def deployer(sandbox, os_image):
+    deployer = Deployer(sandbox, os_image)
+    yield deployer
+    # The agent is looked up by this machine's MAC: one node at a time.
+    for node in deployer.nodes:
+        sandbox.delete_node(node)
+    for name, seconds in deployer.timeline:
+        print('%s: %.1fs' % (name, seconds))

@@ -1,0 +1,186 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""cinder-agent deploys: real Ironic 39, IPA 13, Cinder 29 and os-brick."""
+
+import glob
+import hashlib
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests.functional.conductor import conftest as helpers
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _volume_connectors(sandbox, node):
+    return sandbox.ironic.get('/v1/volume/connectors?node=%s&detail=True'
+                              % node['uuid'])['connectors']
+
+
+def _target(sandbox, target):
+    return sandbox.ironic.get('/v1/volume/targets/%s' % target['uuid'])
+
+
+def test_bfv_deploy_local_end_to_end(sandbox, deployer):
+    image = sandbox.image
+    deployer.image = dict(image, url='%s/%s' % (sandbox.http_url,
+                                                image['name']))
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    target = deployer.add_target(node, volume)
+
+    active, agent = deployer.deploy(node)
+    attachments = deployer.attachments(volume['id'])
+    assert len(attachments) == 1
+    assert attachments[0]['status'] == 'attached'
+    assert attachments[0]['instance'] == node['uuid']
+    assert sandbox.get_volume(volume['id'])['status'] == 'in-use'
+    # The image's bytes are on the volume.
+    assert _sha256(deployer.volume_bytes(volume, image['size'])) == \
+        image['sha256']
+    info = active['driver_internal_info']
+    assert info['boot_from_volume'] == target['uuid']
+    assert list(info['cinder_attachments']) == [volume['id']]
+    properties = _target(sandbox, target)['properties']
+    assert properties['driver_volume_type'] == 'local'
+    assert properties['device_path'].startswith('/dev/loop')
+    connectors = {c['type'] for c in _volume_connectors(sandbox, node)}
+    assert 'iqn' in connectors
+    log = agent.read_log()
+    assert 'Install device is the boot volume %s' % volume['id'] in log
+    assert 'cinder_disconnect_volumes: disconnected 1 volume' in log
+
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
+    assert sandbox.get_volume(volume['id'])['status'] == 'available'
+    kept = _target(sandbox, target)
+    assert 'device_path' not in kept['properties']
+    assert kept['volume_id'] == volume['id']
+
+    # And again: the same node, the same volume.
+    deployer.deploy(node)
+    assert len(deployer.attachments(volume['id'])) == 1
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
+
+
+def test_boot_configuration_and_data_volume(sandbox, deployer, os_image):
+    boot = sandbox.create_volume(size=1, volume_type='local')
+    data = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, boot, boot_index=0)
+    deployer.add_target(node, data, boot_index=1)
+
+    deployer.deploy(node)
+    for volume in (boot, data):
+        attachments = deployer.attachments(volume['id'])
+        assert [a['status'] for a in attachments] == ['attached']
+    iqns = [c['connector_id'] for c in _volume_connectors(sandbox, node)
+            if c['type'] == 'iqn']
+    assert len(iqns) == 1
+    # The OS on the boot volume now carries the node's initiator name.
+    target = '%s?offset=%d' % (sandbox.volume_file(boot), os_image['offset'])
+    written = subprocess.run(['debugfs', '-R',
+                              'cat /etc/iscsi/initiatorname.iscsi', target],
+                             check=True, capture_output=True,
+                             text=True).stdout
+    assert written == 'InitiatorName=%s\n' % iqns[0]
+    assert helpers.OLD_INITIATOR not in written
+    deployer.undeploy(node)
+    for volume in (boot, data):
+        assert deployer.attachments(volume['id']) == []
+
+
+def test_rw_sharing_of_a_volume_in_use_is_refused(sandbox, deployer):
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    other = sandbox.cinder.post('/attachments', {'attachment': {
+        'volume_uuid': volume['id'], 'connector': sandbox.connector(
+            'another-host'), 'mode': 'rw'}}, microversion='3.54')[
+        'attachment']
+    sandbox.cinder.post('/attachments/%s/action' % other['id'],
+                        {'os-complete': None}, microversion='3.44',
+                        expect=(200, 204))
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    failed, _agent = deployer.deploy(node, expect='deploy failed')
+    assert volume['id'] in failed['last_error']
+    assert 'not multiattach' in failed['last_error']
+    # Only the other host's attachment is there; nothing leaked.
+    assert [a['id'] for a in deployer.attachments(volume['id'])] == [
+        other['id']]
+
+
+def test_iscsi_volume_rolls_back_and_keeps_chap_secret(sandbox, deployer):
+    volume = sandbox.create_volume(size=1, volume_type='iscsi')
+    node = deployer.create_node()
+    deployer.add_target(node, volume, volume_type='iscsi')
+    failed, agent = deployer.deploy(node, expect='deploy failed')
+    error = failed['last_error']
+    assert volume['id'] in error
+    assert 'iSCSI' in error
+    assert deployer.attachments(volume['id']) == []
+    assert sandbox.get_volume(volume['id'])['status'] == 'available'
+    secret = _chap_secret(sandbox, volume)
+    logs = glob.glob(os.path.join(sandbox.state_dir, 'log', '*.log'))
+    logs.append(agent.log_path)
+    for path in logs:
+        with open(path, errors='replace') as f:
+            assert secret not in f.read(), path
+    assert secret not in error
+
+
+def _chap_secret(sandbox, volume):
+    """The CHAP password Cinder generated for the volume's export."""
+    import sqlite3
+    db = glob.glob(os.path.join(sandbox.state_dir, '**', 'cinder*.sqlite'),
+                   recursive=True)
+    if not db:
+        pytest.skip('the CHAP password is only readable with SQLite')
+    with sqlite3.connect(db[0]) as conn:
+        row = conn.execute('SELECT provider_auth FROM volumes WHERE id=?',
+                           (volume['id'],)).fetchone()
+    assert row and row[0], 'the iSCSI export had no CHAP credentials'
+    return row[0].split()[-1]
+
+
+@pytest.mark.parametrize('problem', ['missing', 'error', 'other-project'])
+def test_unusable_volume_fails_clearly(sandbox, deployer, problem):
+    if problem == 'missing':
+        volume = {'id': str(uuid.uuid4())}
+    else:
+        volume = sandbox.create_volume(size=1, volume_type='local')
+    node_fields = {}
+    if problem == 'error':
+        sandbox.cinder.post('/volumes/%s/action' % volume['id'],
+                            {'os-reset_status': {'status': 'error'}},
+                            microversion='3.0', expect=(202,))
+    elif problem == 'other-project':
+        node_fields['owner'] = uuid.uuid4().hex
+    node = deployer.create_node(**node_fields)
+    deployer.add_target(node, volume)
+    failed, _agent = deployer.deploy(node, expect='deploy failed')
+    error = failed['last_error']
+    assert volume['id'] in error and node['uuid'] in error
+    expected = {'missing': 'HTTP 404', 'error': 'the volume is error',
+                'other-project': 'neither the node'}[problem]
+    assert expected in error
+    assert deployer.attachments(node=node) == []
+    if problem == 'error':
+        sandbox.cinder.post('/volumes/%s/action' % volume['id'],
+                            {'os-reset_status': {'status': 'available'}},
+                            microversion='3.0', expect=(202,))
