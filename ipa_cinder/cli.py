@@ -32,6 +32,7 @@ error (os-brick connect/disconnect, mount, no storage identity),
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import warnings
@@ -228,6 +229,10 @@ def _implementation():
     return cli_commands, cli_output
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
 _KINDS = {EXIT_USAGE: 'usage', EXIT_CINDER: 'cinder', EXIT_LOCAL: 'local',
           EXIT_NOT_ROOT: 'not-root'}
 
@@ -265,6 +270,8 @@ def main(argv=None):
         return e.code
     fmt = args.format
     commands, output = _implementation()
+    # SIGTERM interrupts like Ctrl-C: local-attach undoes what it did.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         setup(args)
         result = commands.COMMANDS[args.command](args)
@@ -280,6 +287,8 @@ def main(argv=None):
         if document:
             print(document)
         return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(output.render(result, fmt, args.show_secrets,
                         commands.SECTIONS.get(args.command)))
     return EXIT_OK

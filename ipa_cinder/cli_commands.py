@@ -218,15 +218,24 @@ def cmd_local_attach(args):
     require_root('local-attach')
     if args.mountpoint and not os.path.isabs(args.mountpoint):
         raise CLIError('--mountpoint must be an absolute path', cli.EXIT_USAGE)
-    if args.mountpoint and os.path.ismount(args.mountpoint):
-        raise CLIError('%s is already a mount point' % args.mountpoint,
-                       cli.EXIT_LOCAL)
     client = cinder_client(args)
     conns = connections.VolumeConnections()
     volume = client.find_volume(args.volume)
     host = connector_host(args)
+    for record in conns.registry.find(volume_id=volume['id']):
+        if not _in_cinder(client, volume['id'], record['attachment_id']):
+            # Deleted behind our back: the device is gone, or is now
+            # another volume's. Forget it and attach afresh.
+            LOG.warning('Attachment %s of volume %s is recorded here but '
+                        'Cinder no longer has it: forgetting it',
+                        record['attachment_id'], volume['id'])
+            _detach_one(client, conns, volume, record['attachment_id'],
+                        in_cinder=False)
     if conns.registry.find(volume_id=volume['id']):
         return _existing_attach(conns, volume, args, host)
+    if args.mountpoint and os.path.ismount(args.mountpoint):
+        raise CLIError('%s is already a mount point' % args.mountpoint,
+                       cli.EXIT_LOCAL)
     multipath = (CONF.ipa_cinder.use_multipath if args.multipath is None
                  else args.multipath)
     connector = get_connector(args, multipath)
@@ -305,6 +314,29 @@ def _detach_targets(client, conns, volume, args, host):
     return [(attachment_id, True) for attachment_id in mine]
 
 
+def _detach_one(client, conns, volume, attachment_id, in_cinder):
+    """Unmount, disconnect and delete one attachment; returns a summary."""
+    record = conns.registry.get(attachment_id) or {}
+    device = record.get('device_path')
+    if device and os.path.exists(device):
+        for where in mounts_of(device):
+            if where != record.get('mountpoint'):
+                raise CLIError(
+                    '%s (volume %s) is mounted at %s, which ipa-cinder did '
+                    'not mount: unmount it first'
+                    % (device, volume['id'], where), cli.EXIT_LOCAL)
+            unmount(where)
+    # An attachment Cinder no longer has leaves a stale record whose device
+    # is gone or is no longer this volume's: forget it even if the flush
+    # fails.
+    conns.disconnect(attachment_id=attachment_id, force=not in_cinder)
+    deleted = in_cinder and client.delete_attachment(
+        attachment_id, volume_id=volume['id'])
+    return {'attachment_id': attachment_id, 'device_path': device,
+            'mountpoint': record.get('mountpoint'),
+            'disconnected': bool(record), 'deleted_in_cinder': deleted}
+
+
 def cmd_local_detach(args):
     require_root('local-detach')
     client = cinder_client(args)
@@ -318,30 +350,9 @@ def cmd_local_detach(args):
                 and conns.registry.find(volume_id=args.volume)):
             raise
         volume = {'id': args.volume, 'attachments': []}
-    detached = []
-    targets = _detach_targets(client, conns, volume, args, host)
-    for attachment_id, in_cinder in targets:
-        record = conns.registry.get(attachment_id) or {}
-        device = record.get('device_path')
-        if device and os.path.exists(device):
-            for where in mounts_of(device):
-                if where != record.get('mountpoint'):
-                    raise CLIError(
-                        '%s (volume %s) is mounted at %s, which ipa-cinder '
-                        'did not mount: unmount it first'
-                        % (device, volume['id'], where), cli.EXIT_LOCAL)
-                unmount(where)
-        # An attachment Cinder no longer has leaves a stale record whose
-        # device is gone or is no longer this volume's: forget it even if
-        # the flush fails.
-        conns.disconnect(attachment_id=attachment_id, force=not in_cinder)
-        deleted = in_cinder and client.delete_attachment(
-            attachment_id, volume_id=volume['id'])
-        detached.append({'attachment_id': attachment_id,
-                         'device_path': device,
-                         'mountpoint': record.get('mountpoint'),
-                         'disconnected': bool(record),
-                         'deleted_in_cinder': deleted})
+    detached = [_detach_one(client, conns, volume, attachment_id, in_cinder)
+                for attachment_id, in_cinder in
+                _detach_targets(client, conns, volume, args, host)]
     return {'volume_id': volume['id'], 'volume_name': volume.get('name'),
             'host': host, 'detached': detached,
             'already_detached': not detached}

@@ -281,3 +281,32 @@ def test_missing_volume_and_clouds_yaml(cli, sandbox, tmp_path):
     code, result, text = cli.run('list', env=env)
     assert code == 0, text
     assert result['local'] == []
+
+
+def test_stale_record_replaced_second_rw_attach_refused(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    first = cli.ok('local-attach', volume['id'])
+    # Another host cannot attach a plain volume that is in use: Cinder's
+    # refusal is exit code 3 and leaves only the first attachment.
+    code, result, text = cli.run('local-attach', volume['id'], '--host',
+                                 'cli-other-host', state='other')
+    assert code == 3, text
+    assert result['error']['kind'] == 'cinder'
+    assert [a['id'] for a in _attachments(sandbox, volume['id'])] == [
+        first['attachment_id']]
+    assert _records(cli, 'other') == []
+
+    # The attachment is deleted behind the tool's back: the record is
+    # stale, and attaching again makes a new attachment.
+    sandbox.cinder.delete('/attachments/%s' % first['attachment_id'],
+                          microversion='3.44', service=True)
+    sandbox.wait_volume(volume['id'], 'available')
+    second = cli.ok('local-attach', volume['id'])
+    assert second['reused'] is False
+    assert second['attachment_id'] != first['attachment_id']
+    assert [a['id'] for a in _attachments(sandbox, volume['id'])] == [
+        second['attachment_id']]
+    assert _records(cli) == ['%s.json' % second['attachment_id']]
+    cli.ok('local-detach', volume['id'])
+    assert _attachments(sandbox, volume['id']) == []
+    sandbox.delete_volume(volume['id'])
