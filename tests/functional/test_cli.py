@@ -310,3 +310,30 @@ def test_stale_record_replaced_second_rw_attach_refused(cli, sandbox):
     cli.ok('local-detach', volume['id'])
     assert _attachments(sandbox, volume['id']) == []
     sandbox.delete_volume(volume['id'])
+
+
+def test_two_attachments_of_one_host_need_an_id(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local-multiattach')
+    first = cli.ok('local-attach', volume['id'], '--host', 'cli-host-x',
+                   state='a')
+    second = cli.ok('local-attach', volume['id'], '--host', 'cli-host-x',
+                    state='b')
+    # Nothing recorded here and two attachments for the host: no guess.
+    code, result, text = cli.run('local-detach', volume['id'], '--host',
+                                 'cli-host-x', state='empty')
+    assert code == 2, text
+    assert first['attachment_id'] in result['error']['message']
+    assert second['attachment_id'] in result['error']['message']
+    assert len(_attachments(sandbox, volume['id'])) == 2
+    detached = cli.ok('local-detach', volume['id'], '--host', 'cli-host-x',
+                      '--attachment-id', second['attachment_id'],
+                      state='empty')
+    assert detached['detached'][0]['deleted_in_cinder'] is True
+    assert [a['id'] for a in _attachments(sandbox, volume['id'])] == [
+        first['attachment_id']]
+    cli.ok('local-detach', volume['id'], '--host', 'cli-host-x', state='a')
+    cli.ok('local-detach', volume['id'], '--host', 'cli-host-x', state='b')
+    assert _attachments(sandbox, volume['id']) == []
+    assert _records(cli, 'a') == _records(cli, 'b') == []
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
