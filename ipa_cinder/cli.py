@@ -71,6 +71,14 @@ class CLIError(Exception):
         self.code = code
 
 
+class PartialResult(CLIError):
+    """A command that failed half-way but has a result worth printing."""
+
+    def __init__(self, message, code, result):
+        super().__init__(message, code)
+        self.result = result
+
+
 def parse_bool(value):
     """A strict boolean: true/false, yes/no, on/off, 1/0; else an error."""
     try:
@@ -281,6 +289,12 @@ def main(argv=None):
     except Exception as e:
         code, kind = classify(e)
         LOG.debug('ipa-cinder %s failed', args.command, exc_info=True)
+        if isinstance(e, PartialResult):
+            print(output.render(e.result, fmt, args.show_secrets,
+                                commands.SECTIONS.get(args.command)))
+            print('ipa-cinder: %s error: %s' % (kind, output.safe_text(e)),
+                  file=sys.stderr)
+            return code
         print('ipa-cinder: %s error: %s'
               % (kind, output.safe_text(e)), file=sys.stderr)
         document = output.render_error(code, kind, str(e), fmt)

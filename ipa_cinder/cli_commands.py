@@ -393,7 +393,16 @@ def cmd_list(args):
              'mountpoint': r.get('mountpoint'),
              'driver_volume_type': r.get('driver_volume_type'),
              'connected_at': r.get('connected_at')} for r in local]
-    cinder_rows = _cinder_view(cinder_client(args), host)
+    try:
+        cinder_rows = _cinder_view(cinder_client(args), host)
+    except cinder.CinderError as e:
+        # The local record is worth showing when Cinder cannot be asked.
+        for row in rows:
+            row['in_cinder'] = None
+        raise cli.PartialResult(
+            str(e), cli.EXIT_CINDER,
+            {'host': host, 'state_dir': CONF.ipa_cinder.state_dir,
+             'local': rows, 'cinder': None, 'cinder_error': str(e)})
     in_cinder = {r['attachment_id'] for r in cinder_rows}
     for row in rows:
         row['in_cinder'] = row['attachment_id'] in in_cinder

@@ -270,18 +270,36 @@ def test_not_root_exit_5(command, tmp_path, capsys, no_cloud_env):
     assert 'sudo' in err
 
 
-def test_cinder_unreachable_exit_3(tmp_path, capsys, monkeypatch,
-                                   no_cloud_env):
-    # Nothing listens on port 9 of the loopback: connection refused.
+@pytest.fixture
+def unreachable_cinder(monkeypatch, tmp_path, no_cloud_env):
+    """Auth type none towards a port where nothing listens; one attempt."""
     monkeypatch.setenv('OS_AUTH_TYPE', 'none')
     monkeypatch.setenv('OS_ENDPOINT', 'http://127.0.0.1:9/v3/abc123')
     conf_file = tmp_path / 'ipa-cinder.conf'
     conf_file.write_text('[ipa_cinder]\ncinder_retry_attempts = 1\n')
-    code = cli.main(['list', '--state-dir', str(tmp_path / 'state'),
-                     '--config-file', str(conf_file), '--format', 'json'])
+    return ['--state-dir', str(tmp_path / 'state'),
+            '--config-file', str(conf_file), '--format', 'json']
+
+
+def test_cinder_unreachable_exit_3(unreachable_cinder, capsys):
+    if os.geteuid() != 0:
+        pytest.skip('local-detach checks for root first')
+    code = cli.main(['local-detach', VOLUME] + unreachable_cinder)
     assert code == cli.EXIT_CINDER
     captured = capsys.readouterr()
     assert json.loads(captured.out)['error']['kind'] == 'cinder'
+    assert 'cinder error' in captured.err
+
+
+def test_list_shows_local_record_when_cinder_is_unreachable(
+        unreachable_cinder, capsys):
+    code = cli.main(['list'] + unreachable_cinder)
+    assert code == cli.EXIT_CINDER
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result['local'] == []
+    assert result['cinder'] is None
+    assert 'cannot reach Cinder' in result['cinder_error']
     assert 'cinder error' in captured.err
 
 
