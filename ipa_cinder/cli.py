@@ -32,17 +32,21 @@ error (os-brick connect/disconnect, mount, no storage identity),
 import argparse
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import warnings
 
+from keystoneauth1 import noauth
+import openstack
 from openstack import config as os_config
 from openstack import exceptions as os_exc
 from oslo_config import cfg
 from oslo_utils import strutils
 from oslo_utils import uuidutils
 
+from ipa_cinder import cinder
 from ipa_cinder import conf as ipa_conf
 
 LOG = logging.getLogger('ipa_cinder.cli')
@@ -61,6 +65,7 @@ OPTIONAL_BOOL_FLAGS = ('--multipath', '--enforce-multipath',
                        '--show-secrets')
 MODES = ('rw', 'ro')
 FORMATS = ('table', 'json')
+_PROJECT_IN_URL = re.compile(r'/v[23](?:\.\d+)?/([0-9a-fA-F-]+)/?$')
 
 
 class CLIError(Exception):
@@ -226,6 +231,55 @@ def setup(args):
     log_filter.install(root)
 
 
+class _NoAuthToken(noauth.NoAuth):
+    """keystoneauth's ``none`` plugin, with the token noauth Cinder reads.
+
+    Cinder's noauth middleware builds the request context from
+    ``X-Auth-Token: <user>:<project>`` and answers every request that has
+    no token with an empty 204; keystoneauth's plugin sends ``notused``.
+    """
+
+    def __init__(self, endpoint, token):
+        super().__init__(endpoint=endpoint)
+        self._token = token
+
+    def get_token(self, session, **kwargs):
+        return self._token
+
+
+def noauth_token(endpoint, auth):
+    """``<user>:<project>`` for a noauth Cinder at ``endpoint``."""
+    match = _PROJECT_IN_URL.search(endpoint or '')
+    project = (match.group(1) if match else
+               auth.get('project_id') or 'admin')
+    return '%s:%s' % (auth.get('user_id') or 'ipa-cinder', project)
+
+
+def cinder_client(args):
+    """A CinderClient from clouds.yaml, OS_* variables and --os-* options."""
+    try:
+        region = os_config.OpenStackConfig().get_one(argparse=args)
+        session = region.get_session()
+        if region.config.get('auth_type') in ('none', 'noauth'):
+            auth = region.config.get('auth') or {}
+            endpoint = (region.get_endpoint('block-storage')
+                        or auth.get('endpoint'))
+            if not endpoint:
+                raise CLIError(
+                    'auth type none needs the Cinder endpoint: set '
+                    'OS_ENDPOINT (or block_storage_endpoint_override in '
+                    'clouds.yaml)', EXIT_USAGE)
+            token = noauth_token(endpoint, auth)
+            session.auth = _NoAuthToken(endpoint, token)
+            # Version discovery is unauthenticated: it needs it too.
+            session.additional_headers['X-Auth-Token'] = token
+        cloud = openstack.connection.Connection(config=region)
+    except os_exc.ConfigException as e:
+        raise CLIError('cloud configuration: %s' % e, EXIT_USAGE)
+    return cinder.CinderClient(
+        cloud, service_role_header=args.service_role_header)
+
+
 def _implementation():
     """The command and output modules (they import os-brick)."""
     with warnings.catch_warnings():
@@ -250,7 +304,6 @@ def classify(exc):
     # Imported here: see the module docstring.
     from ipa_cinder.agent import connections
     from ipa_cinder.agent import registry as registry_mod
-    from ipa_cinder import cinder
     from ipa_cinder import connection
     from oslo_concurrency import processutils
 

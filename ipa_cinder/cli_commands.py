@@ -30,10 +30,6 @@ import os
 import re
 import socket
 
-from keystoneauth1 import noauth
-import openstack
-from openstack import config as os_config
-from openstack import exceptions as os_exc
 from oslo_concurrency import processutils
 from oslo_log import log
 from oslo_utils import uuidutils
@@ -49,7 +45,6 @@ from ipa_cinder import log_filter
 LOG = log.getLogger(__name__)
 CONF = ipa_conf.CONF
 
-_PROJECT_IN_URL = re.compile(r'/v[23](?:\.\d+)?/([0-9a-fA-F-]+)/?$')
 CLIError = cli.CLIError
 
 
@@ -59,55 +54,6 @@ def require_root(command):
             'ipa-cinder %s must run as root: it connects block devices '
             'through os-brick and records them in %s. Run it with sudo.'
             % (command, CONF.ipa_cinder.state_dir), cli.EXIT_NOT_ROOT)
-
-
-class _NoAuthToken(noauth.NoAuth):
-    """keystoneauth's ``none`` plugin, with the token noauth Cinder reads.
-
-    Cinder's noauth middleware builds the request context from
-    ``X-Auth-Token: <user>:<project>`` and answers every request that has
-    no token with an empty 204; keystoneauth's plugin sends ``notused``.
-    """
-
-    def __init__(self, endpoint, token):
-        super().__init__(endpoint=endpoint)
-        self._token = token
-
-    def get_token(self, session, **kwargs):
-        return self._token
-
-
-def noauth_token(endpoint, auth):
-    """``<user>:<project>`` for a noauth Cinder at ``endpoint``."""
-    match = _PROJECT_IN_URL.search(endpoint or '')
-    project = (match.group(1) if match else
-               auth.get('project_id') or 'admin')
-    return '%s:%s' % (auth.get('user_id') or 'ipa-cinder', project)
-
-
-def cinder_client(args):
-    """A CinderClient from clouds.yaml, OS_* variables and --os-* options."""
-    try:
-        region = os_config.OpenStackConfig().get_one(argparse=args)
-        session = region.get_session()
-        if region.config.get('auth_type') in ('none', 'noauth'):
-            auth = region.config.get('auth') or {}
-            endpoint = (region.get_endpoint('block-storage')
-                        or auth.get('endpoint'))
-            if not endpoint:
-                raise CLIError(
-                    'auth type none needs the Cinder endpoint: set '
-                    'OS_ENDPOINT (or block_storage_endpoint_override in '
-                    'clouds.yaml)', cli.EXIT_USAGE)
-            token = noauth_token(endpoint, auth)
-            session.auth = _NoAuthToken(endpoint, token)
-            # Version discovery is unauthenticated: it needs it too.
-            session.additional_headers['X-Auth-Token'] = token
-        cloud = openstack.connection.Connection(config=region)
-    except os_exc.ConfigException as e:
-        raise CLIError('cloud configuration: %s' % e, cli.EXIT_USAGE)
-    return cinder.CinderClient(
-        cloud, service_role_header=args.service_role_header)
 
 
 def connector_host(args):
@@ -218,7 +164,7 @@ def cmd_local_attach(args):
     require_root('local-attach')
     if args.mountpoint and not os.path.isabs(args.mountpoint):
         raise CLIError('--mountpoint must be an absolute path', cli.EXIT_USAGE)
-    client = cinder_client(args)
+    client = cli.cinder_client(args)
     conns = connections.VolumeConnections()
     volume = client.find_volume(args.volume)
     host = connector_host(args)
@@ -339,7 +285,7 @@ def _detach_one(client, conns, volume, attachment_id, in_cinder):
 
 def cmd_local_detach(args):
     require_root('local-detach')
-    client = cinder_client(args)
+    client = cli.cinder_client(args)
     conns = connections.VolumeConnections()
     host = connector_host(args)
     try:
@@ -394,7 +340,7 @@ def cmd_list(args):
              'driver_volume_type': r.get('driver_volume_type'),
              'connected_at': r.get('connected_at')} for r in local]
     try:
-        cinder_rows = _cinder_view(cinder_client(args), host)
+        cinder_rows = _cinder_view(cli.cinder_client(args), host)
     except cinder.CinderError as e:
         # The local record is worth showing when Cinder cannot be asked.
         for row in rows:

@@ -221,10 +221,10 @@ def test_attachment_connection_info_is_unflattened():
 
 
 def test_noauth_token_takes_the_project_from_the_url():
-    assert cli_commands.noauth_token(
+    assert cli.noauth_token(
         'http://127.0.0.1:8776/v3/5a4d6b0e1c2f4a3b9d8e7f6a5b4c3d2e', {}) \
         == 'ipa-cinder:5a4d6b0e1c2f4a3b9d8e7f6a5b4c3d2e'
-    assert cli_commands.noauth_token(
+    assert cli.noauth_token(
         'http://127.0.0.1:8776/v3', {'project_id': 'p1', 'user_id': 'u1'}) \
         == 'u1:p1'
 
