@@ -40,6 +40,7 @@ from ipa_cinder import cinder
 from ipa_cinder import cli
 from ipa_cinder import cli_output
 from ipa_cinder import conf as ipa_conf
+from ipa_cinder import connection
 from ipa_cinder import log_filter
 
 LOG = log.getLogger(__name__)
@@ -69,20 +70,6 @@ def get_connector(args, multipath=None):
                                    enforce_multipath=args.enforce_multipath)
     except brick.NoStorageIdentity as e:
         raise CLIError(str(e), cli.EXIT_LOCAL)
-
-
-def brick_connection_info(info):
-    """os-brick's nested form of an attachment's connection_info.
-
-    Cinder flattens it for attachments (``data`` merged into the top
-    level, next to ``driver_volume_type``); os-brick and
-    :func:`connection.validate_connection_info` want ``data`` apart.
-    """
-    if not isinstance(info, dict) or isinstance(info.get('data'), dict):
-        return info
-    data = {k: v for k, v in info.items() if k != 'driver_volume_type'}
-    return {'driver_volume_type': info.get('driver_volume_type'),
-            'data': data}
 
 
 # ------------------------------------------------------------ mounts --
@@ -194,7 +181,7 @@ def cmd_local_attach(args):
     try:
         record = conns.connect(
             volume['id'], attachment_id,
-            brick_connection_info(attachment.get('connection_info')),
+            connection.from_attachment(attachment.get('connection_info')),
             mode=args.mode, multipath=multipath)
         connected = True
         client.complete_attachment(attachment_id, volume_id=volume['id'])

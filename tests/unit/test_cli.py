@@ -211,13 +211,13 @@ def test_error_document_is_always_masked():
 
 def test_attachment_connection_info_is_unflattened():
     flat = iscsi_info()
-    nested = cli_commands.brick_connection_info(flat)
+    nested = connection.from_attachment(flat)
     assert nested['driver_volume_type'] == 'iscsi'
     assert nested['data']['target_lun'] == 1
     assert 'driver_volume_type' not in nested['data']
     assert connection.validate_connection_info(nested)
     # Already nested: unchanged.
-    assert cli_commands.brick_connection_info(nested) == nested
+    assert connection.from_attachment(nested) == nested
 
 
 def test_noauth_token_takes_the_project_from_the_url():
