@@ -25,7 +25,6 @@ import sys
 from oslo_log import log as logging
 
 from ipa_cinder.sandbox import interfaces
-from ipa_cinder.sandbox import layout as layout_mod
 from ipa_cinder.sandbox import process
 from ipa_cinder.sandbox import rest
 
@@ -74,13 +73,15 @@ class Ironic(object):
         conf['service_catalog'] = {'auth_type': 'none',
                                    'endpoint_override':
                                        self.layout.ironic_url}
-        # Cinder's noauth wants "X-Auth-Token: <user>:<project>": the
-        # admin_token plugin sends exactly that; the endpoint is fixed.
+        # A standalone (noauth) Cinder as a Bifrost-style deployment reaches
+        # it: no Keystone, the unversioned-project endpoint (with
+        # auth_type none every request carries the token "notused", which
+        # noauth Cinder reads as project "notused": a project id in the
+        # URL would not match it). ipa-cinder then marks attachment
+        # deletes as service requests (X-Service-Roles), see the README.
         conf['cinder'] = {
-            'auth_type': 'admin_token',
-            'token': '%s:%s' % ('ironic', layout_mod.PROJECT_ID),
-            'endpoint': self.layout.cinder_url,
-            'endpoint_override': self.layout.cinder_url,
+            'auth_type': 'none',
+            'endpoint_override': self.layout.cinder_url.rsplit('/', 1)[0],
         }
         conf['oslo_concurrency'] = {'lock_path': os.path.join(self.base,
                                                               'locks')}
