@@ -91,6 +91,13 @@ class CinderAgentDeploy(agent.AgentDeploy):
             return
         super().validate(task)
 
+    def _update_instance_info(self, task):
+        if has_boot_volume(task) and not has_image(task):
+            LOG.debug('Node %s boots an existing volume: no image '
+                      'information to build', task.node.uuid)
+            return
+        super()._update_instance_info(task)
+
     @METRICS.timer('CinderAgentDeploy.cinder_attach_volumes')
     @base.deploy_step(priority=90)
     @task_manager.require_exclusive_lock

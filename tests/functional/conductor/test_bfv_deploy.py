@@ -50,9 +50,13 @@ def test_bfv_deploy_local_end_to_end(sandbox, deployer):
     assert attachments[0]['status'] == 'attached'
     assert attachments[0]['instance'] == node['uuid']
     assert sandbox.get_volume(volume['id'])['status'] == 'in-use'
-    # The image's bytes are on the volume.
-    assert _sha256(deployer.volume_bytes(volume, image['size'])) == \
-        image['sha256']
+    # The image's bytes are on the volume: the whole partition (the GPT
+    # headers around it are rewritten by IPA for the larger disk).
+    with open(image['path'], 'rb') as f:
+        written = f.read()
+    start, end = image['partition_offset'], image['size'] - 34 * 512
+    assert _sha256(deployer.volume_bytes(volume, end)[start:]) == \
+        _sha256(written[start:end])
     info = active['driver_internal_info']
     assert info['boot_from_volume'] == target['uuid']
     assert list(info['cinder_attachments']) == [volume['id']]
@@ -72,9 +76,14 @@ def test_bfv_deploy_local_end_to_end(sandbox, deployer):
     assert 'device_path' not in kept['properties']
     assert kept['volume_id'] == volume['id']
 
-    # And again: the same node, the same volume.
-    deployer.deploy(node)
+    # Again, with no image: the volume keeps the OS it holds.
+    before = _sha256(deployer.volume_bytes(volume, image['size']))
+    active, agent = deployer.deploy(node)
     assert len(deployer.attachments(volume['id'])) == 1
+    with open(os.path.join(sandbox.state_dir, 'log', 'ironic.log')) as f:
+        assert ('Node %s: no image_source, the boot volume keeps the '
+                'operating system' % node['uuid']) in f.read()
+    assert _sha256(deployer.volume_bytes(volume, image['size'])) == before
     deployer.undeploy(node)
     assert deployer.attachments(volume['id']) == []
 
