@@ -57,10 +57,11 @@ def _parser():
 
 
 def _setup_logging(debug):
-    logging.register_options(cfg.CONF)
-    cfg.CONF([], project='ipa-cinder-sandbox')
-    cfg.CONF.set_override('debug', debug)
-    logging.setup(cfg.CONF, 'ipa-cinder-sandbox')
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    conf([], project='ipa-cinder-sandbox')
+    conf.set_override('debug', debug)
+    logging.setup(conf, 'ipa-cinder-sandbox')
 
 
 def env_lines(data):

@@ -207,6 +207,11 @@ class ProcessTable(object):
             return False
         stopped = stop_pid(rec['pid'], rec['start_time'], name,
                            timeout=timeout, sig=sig)
+        if rec['start_time'] is not None:
+            # Children it forked (cinder-volume runs one per backend) are in
+            # the session it led; they go with it.
+            for pid in group_members(rec['pid']):
+                stop_pid(pid, None, '%s child %d' % (name, pid), timeout=5)
         try:
             os.unlink(self._record_path(name))
         except FileNotFoundError:
@@ -247,6 +252,22 @@ def _reap(pid):
     except OSError as e:
         if e.errno != errno.ECHILD:
             raise
+
+
+def group_members(pgid):
+    """Live PIDs of process group ``pgid`` (started by us as its leader)."""
+    members = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != 'Z' and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
 
 
 def pids_in_log(path, pattern):

@@ -57,6 +57,9 @@ class RabbitMQ(object):
                 self.base, 'enabled_plugins'),
             'RABBITMQ_PID_FILE': os.path.join(self.base, 'beam.pid'),
             'RABBITMQ_LOGS': '-',
+            # Erlang distribution listens on every address unless told.
+            'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
+                '-kernel inet_dist_use_interface {127,0,0,1}',
         }
         return env
 
