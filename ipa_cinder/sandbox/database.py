@@ -84,6 +84,11 @@ class MariaDB(object):
         self.port = layout.ports['mariadb']
 
     def url(self, dbname):
+        """SQLAlchemy URL; the services need PyMySQL to use it."""
+        if importlib.util.find_spec('pymysql') is None:
+            raise process.SandboxError(
+                'Cinder on MariaDB needs the PyMySQL package in the '
+                'virtualenv (pip install PyMySQL)')
         return 'mysql+pymysql://root@127.0.0.1:%d/%s?charset=utf8' % (
             self.port, dbname)
 
@@ -93,10 +98,6 @@ class MariaDB(object):
                 raise process.SandboxError(
                     '%s is missing: install mariadb-server (make '
                     'system-deps)' % tool)
-        if importlib.util.find_spec('pymysql') is None:
-            raise process.SandboxError(
-                'the MariaDB database needs the PyMySQL package in the '
-                'virtualenv (pip install PyMySQL)')
         os.makedirs(self.base, exist_ok=True)
         if not os.path.isdir(os.path.join(self.datadir, 'mysql')):
             LOG.info('Initialising MariaDB datadir %s', self.datadir)

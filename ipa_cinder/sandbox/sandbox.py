@@ -97,6 +97,7 @@ class Sandbox(object):
                           'cinder', 'ironic', 'http') + (
                 ('mariadb',) if self.layout.database == 'mariadb' else ()):
             process.check_port_free(self.layout.ports[port_name])
+        self.database.url('cinder')  # fails early if a driver is missing
         self.layout.save({'running': False, 'starting': True})
         try:
             self._start_all()
