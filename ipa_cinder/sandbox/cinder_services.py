@@ -70,6 +70,12 @@ class Cinder(object):
         conf = configparser.ConfigParser(interpolation=None)
         conf['DEFAULT'] = {
             'debug': 'True',
+            # Cinder's tgt helper logs each target's configuration, CHAP
+            # password included, at debug level: keep that logger at INFO
+            # so no log of the sandbox holds a secret.
+            'default_log_levels': ','.join(
+                logging.get_default_log_levels()
+                + ['cinder.volume.targets.tgt=INFO']),
             'auth_strategy': 'noauth',
             'transport_url': self.layout.transport_url,
             'host': SERVICE_HOST,

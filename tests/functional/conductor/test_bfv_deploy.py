@@ -173,14 +173,15 @@ def test_unusable_volume_fails_clearly(sandbox, deployer, problem):
         volume = {'id': str(uuid.uuid4())}
     else:
         volume = sandbox.create_volume(size=1, volume_type='local')
-    node_fields = {}
+    node = deployer.create_node()
     if problem == 'error':
         sandbox.cinder.post('/volumes/%s/action' % volume['id'],
                             {'os-reset_status': {'status': 'error'}},
                             microversion='3.0', expect=(202,))
     elif problem == 'other-project':
-        node_fields['owner'] = uuid.uuid4().hex
-    node = deployer.create_node(**node_fields)
+        # The node is leased to a project that does not own the volume.
+        sandbox.ironic.patch('/v1/nodes/%s' % node['uuid'], [
+            {'op': 'add', 'path': '/lessee', 'value': uuid.uuid4().hex}])
     deployer.add_target(node, volume)
     failed, _agent = deployer.deploy(node, expect='deploy failed')
     error = failed['last_error']
