@@ -177,7 +177,7 @@ def cmd_local_attach(args):
         mode=args.mode)
     attachment_id = attachment['id']
     log_filter.remember(attachment)
-    connected = False
+    connected = mounted = False
     try:
         record = conns.connect(
             volume['id'], attachment_id,
@@ -187,6 +187,7 @@ def cmd_local_attach(args):
         client.complete_attachment(attachment_id, volume_id=volume['id'])
         if args.mountpoint:
             mount(record['device_path'], args.mountpoint, args.mode == 'ro')
+            mounted = True
             saved = conns.registry.get(attachment_id)
             saved['mountpoint'] = args.mountpoint
             conns.registry.save(saved)
@@ -195,6 +196,11 @@ def cmd_local_attach(args):
         # Nothing leaks: undo the connection and the attachment.
         LOG.info('Attaching volume %s failed (%s); removing attachment '
                  '%s', volume['id'], cli_output.safe_text(e), attachment_id)
+        if mounted:
+            try:
+                unmount(args.mountpoint)
+            except processutils.ProcessExecutionError as ue:
+                LOG.error('Could not unmount %s: %s', args.mountpoint, ue)
         _rollback(client, conns, volume['id'], attachment_id, connected)
         raise
     return _attach_result(volume, attachment_id, record, attachment, host)
