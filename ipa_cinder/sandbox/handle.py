@@ -28,6 +28,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from oslo_log import log as logging
 
+from ipa_cinder.sandbox import cleanup
 from ipa_cinder.sandbox import layout as layout_mod
 from ipa_cinder.sandbox import loopdev
 from ipa_cinder.sandbox import process
@@ -101,6 +102,17 @@ class SandboxHandle(object):
         if not self.reused:
             self.box.down()
         return errors
+
+    def leftovers(self):
+        """What of this sandbox still exists (all empty after ``down``)."""
+        return {
+            'processes': cleanup.leftover_pids(self.state_dir) + [
+                rec['pid'] for rec in self.box.procs.records()
+                if process.is_alive(rec['pid'], rec['start_time'])],
+            'loop_devices': loopdev.devices_under(self.state_dir),
+            'mounts': cleanup.mounts_under(self.state_dir),
+            'tgt_targets': sorted(self.box.tgt.targets().values()),
+        }
 
     def name(self, prefix):
         """A unique name for a test resource."""

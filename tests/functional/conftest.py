@@ -55,3 +55,5 @@ def sandbox():
         handle.close()
         if not handle.reused:
             print('\nsandbox down in %.1fs' % (time.monotonic() - began))
+            left = handle.leftovers()
+            assert not any(left.values()), 'sandbox left behind: %s' % left
