@@ -20,8 +20,10 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from ipa_cinder.sandbox import handle as handle_mod
 from ipa_cinder.sandbox import layout as layout_mod
 from ipa_cinder.sandbox import process
+from ipa_cinder.sandbox import rest
 from ipa_cinder.sandbox import sandbox as sandbox_mod
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +55,16 @@ def _parser():
                    'remove tgt targets and mounts')
     sub.add_parser('status', help='show the processes and endpoints')
     sub.add_parser('env', help='print shell variables for the services')
+    agent = sub.add_parser(
+        'agent', help='start a confined IPA for a node once it reaches '
+        '"wait call-back" (it keeps running until down)')
+    agent.add_argument('node', help='node name or UUID')
+    agent.add_argument('--device', action='append', default=None,
+                       help='sandbox loop device the agent may use '
+                            '(repeatable; default: the node\'s root device '
+                            'hint "name")')
+    agent.add_argument('--timeout', type=int, default=120,
+                       help='seconds to wait for "wait call-back"')
     return parser
 
 
@@ -61,6 +73,8 @@ def _setup_logging(debug):
     logging.register_options(conf)
     conf([], project='ipa-cinder-sandbox')
     conf.set_override('debug', debug)
+    # stdout is for results (JSON, shell lines); logs go to stderr.
+    conf.set_override('use_stderr', True)
     logging.setup(conf, 'ipa-cinder-sandbox')
 
 
@@ -110,8 +124,16 @@ def main(argv=None):
             print(json.dumps(data, indent=2, sort_keys=True))
         elif args.command == 'env':
             print('\n'.join(env_lines(data)))
+        elif args.command == 'agent':
+            handle = handle_mod.SandboxHandle(box, data, reused=True)
+            agent = handle.start_agent_for_node(args.node, args.device,
+                                                timeout=args.timeout)
+            print(json.dumps({'name': agent.name, 'url': agent.url,
+                              'pid': agent.jail.proc.pid,
+                              'log': agent.log_path}))
         return 0
-    except process.SandboxError as e:
+    except (process.SandboxError, rest.APIError, RuntimeError) as e:
+        # RuntimeError: the agent runner's errors (did not start, ...).
         LOG.error('%s', e)
         return 1
 

@@ -353,9 +353,31 @@ class SandboxHandle(object):
                 'a file of %s' % (device, self.state_dir))
 
     def stop_agent(self, agent):
+        """Stop an agent from :meth:`start_agent` (or one named so)."""
+        if isinstance(agent, str):
+            self.box.stop_agent(agent)
+            return
         agent.stop()
-        self.box.procs.stop(agent.name)
+        self.box.stop_agent(agent.name)
         self._forget(self._agents, agent)
+
+    def start_agent_for_node(self, node, devices=None, timeout=120):
+        """Wait for ``node`` to wait for its agent, then start one.
+
+        :param devices: devices to grant; by default the one the node's
+            root device hints name (it must be a sandbox loop device).
+        """
+        current = self.wait_node(node, 'wait call-back', timeout=timeout)
+        if devices is None:
+            hints = (current['instance_info'].get('root_device')
+                     or current['properties'].get('root_device') or {})
+            if not hints.get('name'):
+                raise process.SandboxError(
+                    'node %s has no root device hint "name": say which '
+                    'sandbox device its agent may use' % node)
+            devices = [hints['name']]
+        return self.start_agent(devices=devices,
+                                name='agent-%s' % current['uuid'][:8])
 
     @staticmethod
     def _forget(items, item):

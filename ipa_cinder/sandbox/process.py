@@ -254,6 +254,15 @@ def _reap(pid):
             raise
 
 
+def children(pid):
+    """Direct children of ``pid`` (empty if it is gone)."""
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 def group_members(pgid):
     """Live PIDs of process group ``pgid`` (started by us as its leader)."""
     members = []

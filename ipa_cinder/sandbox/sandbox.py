@@ -22,6 +22,7 @@ mounts.
 
 import os
 import shutil
+import signal
 import time
 
 from oslo_log import log as logging
@@ -171,7 +172,33 @@ class Sandbox(object):
         """Agents started through the sandbox are recorded as agent-*."""
         for rec in self.procs.records():
             if rec['name'].startswith('agent'):
-                self.procs.stop(rec['name'], timeout=15)
+                self.stop_agent(rec['name'])
+
+    def stop_agent(self, name):
+        """Stop a recorded agent by PID and remove its device cgroup.
+
+        Stopping the jail's launcher makes the kernel kill everything in
+        the agent's PID namespace.
+        """
+        rec = self.procs.get(name)
+        if rec and process.is_alive(rec['pid'], rec['start_time']):
+            # The launcher (unshare) does not forward SIGTERM: ask the
+            # jail's init, its child, to end the agent.
+            for child in process.children(rec['pid']):
+                try:
+                    os.kill(child, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        self.procs.stop(name, timeout=15)
+        # Imported here: the confinement module is only needed for agents.
+        from ipa_cinder.sandbox import jail
+        cgroup = os.path.join(jail.DEVICES_CGROUP, jail.CGROUP_PARENT, name)
+        try:
+            os.rmdir(cgroup)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            LOG.warning('Cannot remove the cgroup of %s: %s', name, e)
 
     def status(self):
         """{name: running?} for each recorded process, plus services."""

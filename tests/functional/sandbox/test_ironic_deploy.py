@@ -20,8 +20,10 @@ device named by the root device hints: the only block device it can see.
 """
 
 import hashlib
+import json
 import os
 import subprocess
+import sys
 import time
 
 from ipa_cinder.sandbox import images
@@ -75,8 +77,14 @@ def test_direct_deploy_to_loop_device_and_undeploy(sandbox, tmp_path):
 
     began = time.monotonic()
     sandbox.set_provision_state(uuid, 'active')
-    sandbox.wait_node(uuid, 'wait call-back', timeout=60)
-    agent = sandbox.start_agent(devices=[device])
+    # The command line way: wait for "wait call-back", start a confined
+    # agent that may use the device the root device hints name.
+    started = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'ipa-cinder-sandbox'),
+         '--state-dir', sandbox.state_dir, 'agent', uuid],
+        capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    agent = json.loads(started.stdout)
     agent_ready = time.monotonic() - began
     node = sandbox.wait_node(uuid, 'active', timeout=300)
     deployed = time.monotonic() - began
@@ -93,7 +101,8 @@ def test_direct_deploy_to_loop_device_and_undeploy(sandbox, tmp_path):
             == _file_sha256(image['path'], length, start))
     assert _read_marker(backing, image, tmp_path) == image['marker_text']
     # The agent was never asked to power the machine off.
-    assert 'standby.power_off' not in agent.read_log()
+    with open(agent['log']) as f:
+        assert 'standby.power_off' not in f.read()
 
     began = time.monotonic()
     sandbox.set_provision_state(uuid, 'deleted')
@@ -101,7 +110,8 @@ def test_direct_deploy_to_loop_device_and_undeploy(sandbox, tmp_path):
     undeployed = time.monotonic() - began
     print('\nagent up %.1fs after deploy start; active after %.1fs; '
           'undeployed in %.1fs' % (agent_ready, deployed, undeployed))
-    sandbox.stop_agent(agent)
+    sandbox.stop_agent(agent['name'])
+    assert not sandbox.box.procs.alive(agent['name'])
     sandbox.delete_node(uuid)
     sandbox.remove_loop_device(device)
     assert not os.path.exists(backing)
