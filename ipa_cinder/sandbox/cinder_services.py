@@ -170,10 +170,25 @@ class Cinder(object):
                  if s.get('updated_at') and s.get('state') == 'up'}
         return wanted <= ready
 
+    def _pools_known(self):
+        # A service that is up has not necessarily sent its capabilities
+        # to the scheduler yet; until it has, volumes of its backend fail
+        # with "No valid backend was found".
+        pools = self.client.get('/scheduler-stats/get_pools',
+                                microversion='3.0', timeout=5)['pools']
+        known = {p['name'].split('#')[0] for p in pools}
+        return {'%s@%s' % (SERVICE_HOST, b) for b in BACKENDS} <= known
+
     def wait(self, timeout=120):
-        """Poll os-services (microversion 3.0) until every service is up."""
+        """Poll until every service is up and every pool is scheduled.
+
+        os-services at microversion 3.0 (a higher one can hang on RPC
+        during start-up), then the scheduler's pools.
+        """
         process.wait_until(self._services_up, timeout, 'Cinder services',
                            interval=0.5)
+        process.wait_until(self._pools_known, timeout,
+                           'Cinder scheduler pools', interval=0.5)
 
     def create_volume_types(self):
         """One type per backend plus the multiattach types."""

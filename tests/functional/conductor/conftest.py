@@ -15,6 +15,7 @@
 import hashlib
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -92,11 +93,19 @@ class Deployer(object):
             'boot_index': boot_index, 'volume_id': volume['id'],
             'properties': properties})
 
-    def deploy(self, node, expect='active', timeout=240):
-        """Deploy and wait for ``expect`` (or 'deploy failed')."""
+    def deploy(self, node, expect='active', timeout=240,
+               cinder_down_for=None):
+        """Deploy and wait for ``expect`` (or 'deploy failed').
+
+        :param cinder_down_for: stop cinder-api when the agent starts and
+            start it again after this many seconds.
+        """
         began = time.monotonic()
         self.sandbox.set_provision_state(node['uuid'], 'active')
         self.sandbox.wait_node(node['uuid'], 'wait call-back')
+        restart = None
+        if cinder_down_for:
+            restart = self.stop_cinder_api(cinder_down_for)
         agent = self.sandbox.start_agent()
         broker = device_broker.DeviceBroker(agent, self.volume_dir())
         broker.start()
@@ -105,7 +114,57 @@ class Deployer(object):
         finally:
             broker.stop()
             self.sandbox.stop_agent(agent)
+            if restart is not None:
+                restart.join()
         self.timeline.append(('deploy %s' % node['uuid'],
+                              time.monotonic() - began))
+        return result, agent
+
+    def stop_cinder_api(self, seconds):
+        """Stop cinder-api now, start it again ``seconds`` later."""
+        procs = self.sandbox.box.procs
+        record = procs.get('cinder-api')
+        procs.stop('cinder-api', timeout=20)
+
+        def start():
+            time.sleep(seconds)
+            procs.start('cinder-api', record['argv'],
+                        env=self.sandbox.box.cinder._env())
+            self.sandbox.box.cinder.wait()
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        return thread
+
+    def release_port(self, node):
+        """Give the node's port a MAC nobody has, freeing the real one."""
+        ports = self.sandbox.ironic.get('/v1/ports?node=%s'
+                                        % node['uuid'])['ports']
+        self.sandbox.ironic.put('/v1/nodes/%s/maintenance' % node['uuid'],
+                                {'reason': 'port moved by the test'})
+        for port in ports:
+            self.sandbox.ironic.patch('/v1/ports/%s' % port['uuid'], [
+                {'op': 'replace', 'path': '/address',
+                 'value': '02:00:00:%02x:%02x:%02x' % tuple(
+                     os.urandom(3))}])
+        self.sandbox.ironic.delete('/v1/nodes/%s/maintenance'
+                                   % node['uuid'], expect=(202, 204))
+
+    def clean(self, node, steps, agent_name, timeout=240):
+        """Manually clean a manageable node with ``steps``."""
+        began = time.monotonic()
+        self.sandbox.set_provision_state(node['uuid'], 'clean',
+                                         clean_steps=steps)
+        self.sandbox.wait_node(node['uuid'], 'clean wait')
+        agent = self.sandbox.start_agent(name=agent_name)
+        broker = device_broker.DeviceBroker(agent, self.volume_dir())
+        broker.start()
+        try:
+            result = self.wait(node, 'manageable', timeout)
+        finally:
+            broker.stop()
+            self.sandbox.stop_agent(agent)
+        self.timeline.append(('clean %s' % node['uuid'],
                               time.monotonic() - began))
         return result, agent
 

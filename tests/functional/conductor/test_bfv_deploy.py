@@ -20,6 +20,8 @@ import uuid
 
 import pytest
 
+from ipa_cinder import connection
+from ipa_cinder.sandbox import device_broker
 from tests.functional.conductor import conftest as helpers
 
 
@@ -194,3 +196,117 @@ def test_unusable_volume_fails_clearly(sandbox, deployer, problem):
         sandbox.cinder.post('/volumes/%s/action' % volume['id'],
                             {'os-reset_status': {'status': 'available'}},
                             microversion='3.0', expect=(202,))
+
+
+def test_read_only_multiattach_shared_by_two_nodes(sandbox, deployer):
+    boot1 = sandbox.create_volume(size=1, volume_type='local')
+    boot2 = sandbox.create_volume(size=1, volume_type='local')
+    shared = sandbox.create_volume(size=1, volume_type='local-multiattach')
+    assert shared['multiattach'] is True
+
+    first = deployer.create_node()
+    deployer.add_target(first, boot1, boot_index=0)
+    deployer.add_target(first, shared, boot_index=1, attach_mode='ro')
+    deployer.deploy(first)
+    # One MAC, one agent: move the first node's port out of the way.
+    deployer.release_port(first)
+
+    second = deployer.create_node()
+    deployer.add_target(second, boot2, boot_index=0)
+    deployer.add_target(second, shared, boot_index=1, attach_mode='ro')
+    deployer.deploy(second)
+
+    attachments = deployer.attachments(shared['id'])
+    assert sorted(a['instance'] for a in attachments) == sorted(
+        [first['uuid'], second['uuid']])
+    assert {a['attach_mode'] for a in attachments} == {'ro'}
+    assert {a['status'] for a in attachments} == {'attached'}
+    assert sandbox.get_volume(shared['id'])['status'] == 'in-use'
+
+    deployer.undeploy(second)
+    remaining = deployer.attachments(shared['id'])
+    assert [a['instance'] for a in remaining] == [first['uuid']]
+
+
+def test_cinder_api_down_is_ridden_through(sandbox, deployer):
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    log_path = os.path.join(sandbox.state_dir, 'log', 'ironic.log')
+    with open(log_path, 'rb') as f:
+        f.seek(0, os.SEEK_END)
+        offset = f.tell()
+    deployer.deploy(node, cinder_down_for=6)
+    with open(log_path, 'rb') as f:
+        f.seek(offset)
+        log = f.read().decode(errors='replace')
+    assert 'failed on attempt 1 of' in log
+    assert len(deployer.attachments(volume['id'])) == 1
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
+
+
+def test_attachment_left_by_an_interrupted_run_is_reused(sandbox, deployer):
+    """A conductor that died after creating the attachment, before saving.
+
+    Cinder knows an attachment of (volume, node) that Ironic does not: the
+    step must adopt it (giving it the connector), never add a second one.
+    """
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    orphan = sandbox.cinder.post('/attachments', {'attachment': {
+        'volume_uuid': volume['id'], 'instance_uuid': node['uuid']}},
+        microversion='3.27')['attachment']
+    deployer.deploy(node)
+    attachments = deployer.attachments(volume['id'])
+    assert [a['id'] for a in attachments] == [orphan['id']]
+    assert attachments[0]['status'] == 'attached'
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
+
+
+def test_cleaning_detaches_and_never_erases_volumes(sandbox, deployer):
+    """A node taken back with its volume still connected and attached.
+
+    The agent of a previous life of the node left the volume connected
+    (recorded in its state, as an iBFT login would be) and Cinder still
+    has the node's attachment. Cleaning with ``cinder_detach_volumes``
+    before ``erase_devices_metadata`` must disconnect and detach it, and
+    the volume's data must come out untouched.
+    """
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    sandbox.set_provision_state(node['uuid'], 'manage')
+    sandbox.wait_node(node['uuid'], 'manageable')
+    attachment = sandbox.cinder.post('/attachments', {'attachment': {
+        'volume_uuid': volume['id'], 'instance_uuid': node['uuid'],
+        'connector': sandbox.connector(node['uuid']), 'mode': 'rw'}},
+        microversion='3.54')['attachment']
+    sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
+                        {'os-complete': None}, microversion='3.44',
+                        expect=(200, 204))
+    marker = os.urandom(64 << 10)
+    with open(sandbox.volume_file(volume), 'r+b') as f:
+        f.write(marker)
+    agent_name = sandbox.name('clean-agent')
+    agent = sandbox.start_agent(name=agent_name, with_ironic=False)
+    with device_broker.DeviceBroker(agent, deployer.volume_dir()) as broker:
+        broker.sync()
+        agent.command('cinder.connect_volume', {
+            'volume_id': volume['id'], 'attachment_id': attachment['id'],
+            'connection_info': connection.from_attachment(
+                attachment['connection_info'])})
+    sandbox.stop_agent(agent)
+
+    _result, agent = deployer.clean(node, [
+        {'interface': 'deploy', 'step': 'cinder_detach_volumes'},
+        {'interface': 'deploy', 'step': 'erase_devices_metadata'}],
+        agent_name=agent_name)
+    assert deployer.attachments(node=node) == []
+    assert sandbox.get_volume(volume['id'])['status'] == 'available'
+    with open(sandbox.volume_file(volume), 'rb') as f:
+        assert f.read(len(marker)) == marker
+    with open(os.path.join(sandbox.state_dir, 'log', 'ironic.log')) as f:
+        assert ('Node %s: agent disconnected 1 volume(s)' % node['uuid']
+                in f.read())
