@@ -19,6 +19,7 @@ devices, nodes and confined agents. Everything it creates lives under the
 sandbox's state directory, so ``down`` removes it even after a crash.
 """
 
+import fcntl
 import itertools
 import os
 import time
@@ -86,6 +87,43 @@ class SandboxHandle(object):
         handle.startup_seconds = time.monotonic() - began
         return handle
 
+    @classmethod
+    def start_exclusive(cls, state_dir, port_base, database='sqlite',
+                        attempts=5, step=20):
+        """Start a sandbox no other test session uses at the same time.
+
+        Holds an exclusive lock on ``<state_dir>.lock`` until close. If
+        another session holds it, or the ports are taken, the next
+        candidate is tried: ``<state_dir>-N`` with the ports ``N * step``
+        higher.
+        """
+        last_error = None
+        for number in range(attempts):
+            candidate = (state_dir if number == 0
+                         else '%s-%d' % (state_dir, number))
+            os.makedirs(os.path.dirname(os.path.abspath(candidate)),
+                        exist_ok=True)
+            lock = open(candidate + '.lock', 'a')
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                LOG.info('%s is in use by another session', candidate)
+                continue
+            try:
+                handle = cls.start(candidate, port_base + number * step,
+                                   database=database)
+            except process.SandboxError as e:
+                lock.close()
+                if 'in use' not in str(e):
+                    raise
+                last_error = e
+                continue
+            handle._lock = lock
+            return handle
+        raise process.SandboxError('no free sandbox slot after %d attempts: '
+                                   '%s' % (attempts, last_error))
+
     def close(self):
         """Remove what this handle created; ``down`` unless reused."""
         errors = []
@@ -99,8 +137,14 @@ class SandboxHandle(object):
                 except Exception as e:  # clean as much as possible
                     LOG.warning('Cleaning %s failed: %s', item, e)
                     errors.append(e)
-        if not self.reused:
-            self.box.down()
+        try:
+            if not self.reused:
+                self.box.down()
+        finally:
+            lock = getattr(self, '_lock', None)
+            if lock is not None:
+                lock.close()
+                self._lock = None
         return errors
 
     def leftovers(self):

@@ -18,8 +18,10 @@ server) and down at the end, printing both times. Its state directory is
 ``$IPA_CINDER_FUNCTIONAL_DIR`` (default: ``<tmp>/ipa-cinder-functional``)
 and its ports start at ``$IPA_CINDER_FUNCTIONAL_PORT_BASE`` (default
 18750), so a developer's own ``ipa-cinder-sandbox up`` (18700) is left
-alone. With ``IPA_CINDER_FUNCTIONAL_REUSE=1`` an already running sandbox in
-that directory is used as is and left running.
+alone. A test session locks its state directory; a second session running
+at the same time takes the next one (``<dir>-1``, ports 20 higher). With
+``IPA_CINDER_FUNCTIONAL_REUSE=1`` an already running sandbox in that
+directory is used as is and left running.
 """
 
 import os
@@ -41,11 +43,15 @@ def sandbox():
     """A running sandbox: an ipa_cinder.sandbox.handle.SandboxHandle."""
     if os.geteuid() != 0:
         pytest.skip('the sandbox needs root (loop devices, tgtd)')
-    handle = sandbox_handle.SandboxHandle.start(
-        _state_dir(),
-        int(os.environ.get('IPA_CINDER_FUNCTIONAL_PORT_BASE') or 18750),
-        database=os.environ.get('IPA_CINDER_FUNCTIONAL_DATABASE', 'sqlite'),
-        reuse=os.environ.get('IPA_CINDER_FUNCTIONAL_REUSE') == '1')
+    port_base = int(os.environ.get('IPA_CINDER_FUNCTIONAL_PORT_BASE')
+                    or 18750)
+    database = os.environ.get('IPA_CINDER_FUNCTIONAL_DATABASE', 'sqlite')
+    if os.environ.get('IPA_CINDER_FUNCTIONAL_REUSE') == '1':
+        handle = sandbox_handle.SandboxHandle.start(
+            _state_dir(), port_base, database=database, reuse=True)
+    else:
+        handle = sandbox_handle.SandboxHandle.start_exclusive(
+            _state_dir(), port_base, database=database)
     print('\nsandbox up in %.1fs %s'
           % (handle.startup_seconds, handle.timings))
     try:
