@@ -183,6 +183,24 @@ class Deployer(object):
         raise AssertionError('node %s not %s after %ss (now %s)'
                              % (node['uuid'], expect, timeout, state))
 
+    def wait_for(self, node, predicate, timeout=180):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.sandbox.get_node(node['uuid'])
+            if predicate(current):
+                return current
+            time.sleep(0.2)
+        raise AssertionError('node %s: condition not met after %ss'
+                             % (node['uuid'], timeout))
+
+    def restart_ironic(self):
+        """Stop the Ironic process and start it again on the same DB."""
+        procs = self.sandbox.box.procs
+        record = procs.get('ironic')
+        procs.stop('ironic', timeout=30)
+        procs.start('ironic', record['argv'])
+        self.sandbox.box.ironic.wait()
+
     def undeploy(self, node):
         self.sandbox.set_provision_state(node['uuid'], 'deleted')
         return self.wait(node, 'available', timeout=120)

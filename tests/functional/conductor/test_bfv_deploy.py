@@ -310,3 +310,33 @@ def test_cleaning_detaches_and_never_erases_volumes(sandbox, deployer):
     with open(os.path.join(sandbox.state_dir, 'log', 'ironic.log')) as f:
         assert ('Node %s: agent disconnected 1 volume(s)' % node['uuid']
                 in f.read())
+
+
+def test_ironic_restart_during_deploy_leaks_nothing(sandbox, deployer):
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    sandbox.set_provision_state(node['uuid'], 'active')
+    sandbox.wait_node(node['uuid'], 'wait call-back')
+    agent = sandbox.start_agent()
+    broker = device_broker.DeviceBroker(agent, deployer.volume_dir())
+    broker.start()
+    try:
+        # Restart Ironic once the attachment exists and the agent writes
+        # the image (an asynchronous step: the node waits for a call-back).
+        deployer.wait_for(node, lambda n: n['driver_internal_info'].get(
+            'cinder_attachments') and n['provision_state'] in (
+            'wait call-back', 'deploying'))
+        deployer.restart_ironic()
+        # The agent keeps heartbeating: the new Ironic resumes the deploy
+        # with the attachment it recorded, and creates no other.
+        deployer.wait(node, 'active')
+    finally:
+        broker.stop()
+        sandbox.stop_agent(agent)
+    attachments = deployer.attachments(volume['id'])
+    assert len(attachments) == 1
+    assert attachments[0]['status'] == 'attached'
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
+    assert sandbox.get_volume(volume['id'])['status'] == 'available'
