@@ -89,7 +89,6 @@ Ironic nor a running service to import.
 """
 
 import contextlib
-import re
 import time
 import uuid
 
@@ -97,10 +96,10 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import noauth
 from oslo_log import log
-from oslo_utils import strutils
 import tenacity
 
 from ipa_cinder import conf
+from ipa_cinder import connection
 
 LOG = log.getLogger(__name__)
 CONF = conf.CONF
@@ -114,26 +113,8 @@ MODES = ('rw', 'ro')
 RETRIABLE_STATUS_CODES = frozenset([500, 502, 503, 504])
 SERVICE_ROLES_HEADER = 'X-Service-Roles'
 
-# Connector keys the storage protocol needs besides "host" (os-brick's
-# connector properties); checked before Cinder sees the connector.
-_PROTOCOL_CONNECTOR_KEYS = {
-    'iscsi': ('initiator',),
-    'iser': ('initiator',),
-    'fibre_channel': ('wwpns',),
-    'nvmeof': ('nqn',),
-}
-
-_MASK = '***'
-# Usernames of CHAP and friends (auth_username, discovery_auth_username,
-# chap_username...): not passwords, but half of a credential.
-_USER_KEY = re.compile(r'(user_?name|^user$|_user$)', re.IGNORECASE)
-_KEY_VALUE_TEXT = re.compile(
-    r'''(['"]?[a-z_]*(?:user(?:_?name)?|password|passwd|secret|token)'''
-    r'''['"]?\s*[:=]\s*)(['"]?)[^'",}\s]+''',
-    re.IGNORECASE)
-
-
 # --------------------------------------------------------------- errors --
+
 
 class CinderError(Exception):
     """Base of every error of this module.
@@ -204,34 +185,12 @@ _STATUS_EXCEPTIONS = {400: CinderBadRequest, 401: CinderForbidden,
 # -------------------------------------------------------------- helpers --
 
 def mask_secrets(value):
-    """Return a copy of ``value`` with passwords and usernames masked.
+    """A copy of ``value`` (dict, list or text) with every secret masked.
 
-    Dicts (connection_info, connector) go through oslo.utils'
-    ``mask_dict_password`` (keys such as ``auth_password``,
-    ``discovery_auth_password``, ``secret``, ``token``), and keys that name
-    a user (``auth_username``...) are masked too. Strings go through
-    ``mask_password`` and the same username rule.
+    See :func:`ipa_cinder.connection.mask`: passwords, secrets, tokens and
+    user names of credentials.
     """
-    if isinstance(value, dict):
-        masked = strutils.mask_dict_password(value, secret=_MASK)
-        return _mask_user_keys(masked)
-    if isinstance(value, (list, tuple)):
-        return type(value)(mask_secrets(item) for item in value)
-    if isinstance(value, str):
-        text = strutils.mask_password(value, secret=_MASK)
-        return _KEY_VALUE_TEXT.sub(r'\1\2' + _MASK, text)
-    return value
-
-
-def _mask_user_keys(value):
-    if isinstance(value, dict):
-        return {key: (_MASK if isinstance(key, str) and _USER_KEY.search(key)
-                      and isinstance(value[key], str)
-                      else _mask_user_keys(value[key]))
-                for key in value}
-    if isinstance(value, list):
-        return [_mask_user_keys(item) for item in value]
-    return value
+    return connection.mask(value)
 
 
 def validate_connector(connector, protocol=None, *, node=None,
@@ -246,21 +205,12 @@ def validate_connector(connector, protocol=None, *, node=None,
     :param volume: volume ID, for the error message.
     :raises: InvalidConnector naming the missing field.
     """
-    def refuse(reason):
-        raise InvalidConnector(reason, call='create_attachment', node=node,
+    try:
+        connection.validate_connector(connector, protocol)
+    except connection.InvalidConnectionInfo as e:
+        raise InvalidConnector('%s: %s' % (e.field, e.reason),
+                               call='create_attachment', node=node,
                                volume=volume)
-
-    if not isinstance(connector, dict) or not connector:
-        refuse('the connector must be a non-empty dict, got %s'
-               % type(connector).__name__)
-    # Cinder locks attachment updates on connector["host"] and its drivers
-    # key exports on it: a connector without it is a bug, not a default.
-    if not isinstance(connector.get('host'), str) or not connector['host']:
-        refuse('the connector has no "host"')
-    for key in _PROTOCOL_CONNECTOR_KEYS.get((protocol or '').lower(), ()):
-        if not connector.get(key):
-            refuse('the connector has no "%s", required for %s volumes'
-                   % (key, protocol))
 
 
 def volume_project_id(volume):

@@ -34,16 +34,26 @@ from oslo_utils import strutils
 
 MASK = '***'
 
-# Keys whose values are secret wherever they appear. oslo.utils masks keys
-# containing "password", "secret" and "token"; CHAP user names are
-# credentials too (half of one), so they are masked as well.
-_EXTRA_SECRET_KEYS = ('auth_username', 'discovery_auth_username')
+# Keys whose values are secret wherever they appear: oslo.utils masks keys
+# containing "password", "secret" and "token"; user names of CHAP and
+# friends (auth_username, discovery_auth_username, chap_username...) are
+# half of a credential and masked too.
+_USER_KEY = re.compile(r'(user_?name|^user$|_user$)', re.IGNORECASE)
 
-# ``'auth_username': 'value'`` / ``auth_username=value`` in free text
-# (oslo.utils' patterns know passwords, not CHAP user names).
-_USERNAME_PATTERN = re.compile(
-    r'''(['"]?(?:%s)['"]?\s*[:=]\s*['"]?)([^'"\s,}]+)'''
-    % '|'.join(_EXTRA_SECRET_KEYS))
+# ``key=value`` / ``'key': 'value'`` secrets in free text, beyond the
+# password patterns oslo.utils knows.
+_KEY_VALUE_TEXT = re.compile(
+    r'''(['"]?[a-z_]*(?:user(?:_?name)?|password|passwd|secret|token)'''
+    r'''['"]?\s*[:=]\s*)(['"]?)[^'",}\s]+''',
+    re.IGNORECASE)
+
+# Connector keys a storage protocol needs besides "host".
+_PROTOCOL_CONNECTOR_KEYS = {
+    'iscsi': ('initiator',),
+    'iser': ('initiator',),
+    'fibre_channel': ('wwpns',),
+    'nvmeof': ('nqn',),
+}
 
 VALID_MODES = ('rw', 'ro')
 
@@ -88,8 +98,7 @@ def is_secret_key(key):
     """Whether the value stored under ``key`` must never be shown."""
     if not isinstance(key, str):
         return False
-    lowered = key.lower()
-    if lowered in _EXTRA_SECRET_KEYS:
+    if _USER_KEY.search(key):
         return True
     # mask_dict_password decides by the same key list; ask it rather than
     # keeping a second copy of that list here.
@@ -116,7 +125,7 @@ def mask(value):
 def mask_text(text):
     """Mask ``key=value`` / ``'key': 'value'`` secrets in free text."""
     text = strutils.mask_password(text, MASK)
-    return _USERNAME_PATTERN.sub(lambda m: m.group(1) + MASK, text)
+    return _KEY_VALUE_TEXT.sub(r'\1\2' + MASK, text)
 
 
 def secret_values(value):
@@ -251,22 +260,24 @@ def validate_connection_info(connection_info, volume_id=None):
 def validate_connector(connector, protocol=None):
     """Check a connector before it is sent to Cinder.
 
-    Cinder takes a lock on ``connector["host"]`` and answers 500, leaving a
-    reserved attachment behind, when an iSCSI connector has no initiator:
-    both are refused here instead.
+    Cinder takes a lock on ``connector["host"]`` (its drivers key exports
+    on it) and answers 500, leaving a reserved attachment behind, when an
+    iSCSI connector has no initiator: both are refused here instead, as is
+    a connector missing what its protocol needs.
 
     :param connector: the connector (from os-brick get_connector_properties).
     :param protocol: the driver_volume_type the volume will use, if known.
     :raises: InvalidConnectionInfo naming the missing field.
     """
-    if not isinstance(connector, dict):
+    if not isinstance(connector, dict) or not connector:
         raise InvalidConnectionInfo(
-            'connector', 'must be an object, got %s'
+            'connector', 'must be a non-empty object, got %s'
             % type(connector).__name__)
-    if not connector.get('host'):
+    if not isinstance(connector.get('host'), str) or not connector['host']:
         raise InvalidConnectionInfo('connector.host', 'missing')
-    if protocol in ('iscsi', 'iser') and not connector.get('initiator'):
-        raise InvalidConnectionInfo(
-            'connector.initiator',
-            'an iSCSI volume needs the node\'s initiator IQN')
+    for key in _PROTOCOL_CONNECTOR_KEYS.get((protocol or '').lower(), ()):
+        if not connector.get(key):
+            raise InvalidConnectionInfo(
+                'connector.' + key, 'required for %s volumes (the node\'s '
+                'identity for that protocol)' % protocol)
     return connector

@@ -199,7 +199,7 @@ class TestCreateAttachment(Base):
         exc = self.assertRaises(cinder.InvalidConnector,
                                 self.client().create_attachment, VOLUME,
                                 connector, instance_uuid=NODE)
-        self.assertIn('"host"', str(exc))
+        self.assertIn('connector.host', str(exc))
         self.assertIn(VOLUME, str(exc))
         self.assertIn(NODE, str(exc))
         self.assertEqual([], self.transport.sent)
@@ -210,7 +210,7 @@ class TestCreateAttachment(Base):
         exc = self.assertRaises(cinder.InvalidConnector,
                                 self.client().create_attachment, VOLUME,
                                 connector, protocol='iscsi')
-        self.assertIn('"initiator"', str(exc))
+        self.assertIn('connector.initiator', str(exc))
         self.assertEqual([], self.transport.sent)
         # Other protocols do not need an initiator.
         self.transport.add('POST', '/attachments',
