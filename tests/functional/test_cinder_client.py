@@ -140,12 +140,13 @@ def test_bad_connector_refused_without_leftover(sandbox, new_volume, client,
     volume = new_volume('iscsi')
     no_host = sandbox.connector('x')
     del no_host['host']
-    with pytest.raises(cinder.InvalidConnector, match='"host"'):
+    with pytest.raises(cinder.InvalidConnector, match='connector.host'):
         client.create_attachment(volume['id'], no_host, instance_uuid=node,
                                  mode='rw')
     no_initiator = sandbox.connector('host-%s' % node[:8])
     del no_initiator['initiator']
-    with pytest.raises(cinder.InvalidConnector, match='"initiator"') as exc:
+    with pytest.raises(cinder.InvalidConnector,
+                       match='connector.initiator') as exc:
         client.create_attachment(volume['id'], no_initiator,
                                  instance_uuid=node, protocol='iscsi')
     assert volume['id'] in str(exc.value) and node in str(exc.value)
@@ -180,16 +181,16 @@ def test_iscsi_secrets_masked(sandbox, new_volume, client, node, caplog):
 
 
 def test_second_rw_attach_refused_without_retry(sandbox, new_volume, client,
-                                                node, nodes):
+                                                node, nodes, caplog):
     volume = new_volume('local')
     first = _attach(client, sandbox, volume, node, mode='rw')
     client.complete_attachment(first['id'])
     other = str(uuid.uuid4())
     nodes.append(other)
-    began = time.monotonic()
+    caplog.clear()
     with pytest.raises(cinder.CinderBadRequest) as exc:
         _attach(client, sandbox, volume, other, mode='rw')
-    assert time.monotonic() - began < 5
+    assert 'retrying' not in caplog.text  # 400 is never retried
     assert exc.value.status_code == 400
     assert volume['id'] in str(exc.value)
     assert [a['id'] for a in client.list_attachments(
@@ -249,19 +250,19 @@ def test_ironic_client_noauth(sandbox, new_volume, node):
             IRONIC_CONF.clear_override(name, group='cinder')
 
 
-def test_volume_lookup(sandbox, new_volume, client):
+def test_volume_lookup(sandbox, new_volume, client, caplog):
     volume = new_volume('local')
     by_name = client.find_volume(volume['name'])
     assert by_name['id'] == volume['id']
     by_id = client.find_volume(volume['id'])
     assert cinder.volume_project_id(by_id) == sandbox.project_id
     assert by_id['multiattach'] is False
-    began = time.monotonic()
+    caplog.clear()
     with pytest.raises(cinder.CinderNotFound):
         client.get_volume(str(uuid.uuid4()))
     with pytest.raises(cinder.CinderNotFound):
         client.find_volume('no-such-volume-%s' % uuid.uuid4())
-    assert time.monotonic() - began < 5  # 404 is not retried
+    assert 'retrying' not in caplog.text  # 404 is never retried
 
 
 def _restart_api_later(sandbox, delay):
@@ -286,14 +287,11 @@ def test_api_down_ridden_through(sandbox, new_volume, client, node, caplog):
     client.get_volume(volume['id'])
     thread = _restart_api_later(sandbox, 4)
     try:
-        began = time.monotonic()
         attachment = _attach(client, sandbox, volume, node, mode='ro')
-        elapsed = time.monotonic() - began
     finally:
         thread.join()
         # Whatever happened, the API must be back for the next tests.
         sandbox.box.cinder.wait()
-    assert elapsed >= 3
     assert attachment['attach_mode'] == 'ro'
     # The first call of the create (the look-up of existing attachments)
     # rode through the outage.
@@ -307,17 +305,19 @@ def test_api_down_ridden_through(sandbox, new_volume, client, node, caplog):
     sandbox.wait_volume(volume['id'], 'available')
 
 
-def test_api_down_too_long_bounded(sandbox, conf, node):
+def test_api_down_too_long_bounded(sandbox, conf, node, caplog):
     conf.set_override('cinder_retry_max_time', 2.0, group='ipa_cinder')
     client = cinder.CinderClient(sandbox.cinder_adapter(), node=node,
                                  service_role_header=True, conf=conf)
     thread = _restart_api_later(sandbox, 6)
     try:
-        began = time.monotonic()
+        caplog.clear()
         with pytest.raises(cinder.CinderUnavailable,
                            match='cannot reach Cinder'):
             client.get_volume(str(uuid.uuid4()))
-        assert time.monotonic() - began < 2.0 + 1.0
+        # The time budget, not the attempts, ended the retries.
+        retries = caplog.text.count('retrying in')
+        assert 1 <= retries < conf.ipa_cinder.cinder_retry_attempts - 1
     finally:
         thread.join()
         sandbox.box.cinder.wait()
