@@ -35,6 +35,7 @@ import socket
 from ironic_python_agent import errors
 from ironic_python_agent.extensions import base
 from ironic_python_agent import hardware
+from ironic_python_agent.metrics_lib import metrics_utils
 from oslo_log import log
 from oslo_utils import strutils
 
@@ -45,6 +46,7 @@ from ipa_cinder import connection
 from ipa_cinder import log_filter
 
 LOG = log.getLogger(__name__)
+METRICS = metrics_utils.get_metrics_logger(__name__)
 
 
 def _bool(name, value):
@@ -123,6 +125,7 @@ class CinderExtension(base.BaseAgentExtension):
             return None
 
     @base.sync_command('get_connector')
+    @METRICS.timer('CinderExtension.get_connector')
     def get_connector(self, multipath=False, enforce_multipath=False):
         """Return this node's connector for Cinder attachments."""
         multipath = _bool('multipath', multipath)
@@ -140,6 +143,7 @@ class CinderExtension(base.BaseAgentExtension):
                 % (_node_prefix(), log_filter.scrub(str(e))))
 
     @base.async_command('connect_volume', _validate_connect)
+    @METRICS.timer('CinderExtension.connect_volume')
     def connect_volume(self, volume_id, attachment_id, connection_info,
                        mode='rw', boot=False, multipath=False):
         """Connect a Cinder volume; returns the device path and info."""
@@ -154,6 +158,7 @@ class CinderExtension(base.BaseAgentExtension):
         return _public(record)
 
     @base.async_command('disconnect_volume', _validate_disconnect)
+    @METRICS.timer('CinderExtension.disconnect_volume')
     def disconnect_volume(self, volume_id=None, attachment_id=None,
                           force=False):
         """Flush and disconnect a volume; unknown volumes succeed."""
@@ -166,6 +171,7 @@ class CinderExtension(base.BaseAgentExtension):
         return {'disconnected': [_public(r) for r in records]}
 
     @base.sync_command('list_connections')
+    @METRICS.timer('CinderExtension.list_connections')
     def list_connections(self):
         """Every connection this node has recorded."""
         return {'connections': [_public(r)
