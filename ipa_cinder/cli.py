@@ -62,7 +62,7 @@ EXIT_NOT_ROOT = 5
 DEFAULT_CONFIG_FILE = '/etc/ipa-cinder/ipa-cinder.conf'
 # Flags that take an optional boolean: "--multipath" alone is true.
 OPTIONAL_BOOL_FLAGS = ('--multipath', '--enforce-multipath',
-                       '--show-secrets')
+                       '--show-secrets', '--force')
 MODES = ('rw', 'ro')
 FORMATS = ('table', 'json')
 _PROJECT_IN_URL = re.compile(r'/v[23](?:\.\d+)?/([0-9a-fA-F-]+)/?$')
@@ -193,6 +193,11 @@ def build_parser(argv=(), cloud_config=None):
     detach.add_argument('--attachment-id', type=_uuid, default=None,
                         help='the attachment to remove (default: the one '
                              'of this host)')
+    detach.add_argument('--force', nargs='?', const=True, default=False,
+                        type=parse_bool, metavar='BOOL',
+                        help='disconnect even if the device is still in '
+                             'use (mounted in another mount namespace, held '
+                             'by device-mapper...) or cannot be flushed')
     sub.add_parser('list', parents=[common],
                    help='what this host has attached: local record and '
                         'Cinder\'s view')

@@ -26,6 +26,7 @@ what ipa-cinder mounted), flush and disconnect, attachment delete (404 is
 success). Nothing attached is a success.
 """
 
+import errno
 import os
 import re
 import socket
@@ -89,6 +90,22 @@ def mounts_of(device):
                     os.path.realpath(_unescape(fields[0])) == real:
                 found.append(_unescape(fields[1]))
     return found
+
+
+def device_busy(device):
+    """Whether the kernel holds ``device``.
+
+    True when it is mounted in any mount namespace (a process that
+    unshared its mounts while the volume was mounted keeps the filesystem
+    alive after our unmount), used by device-mapper, md or LVM, or opened
+    exclusively: an exclusive open then fails with EBUSY.
+    """
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as e:
+        return e.errno == errno.EBUSY
+    os.close(fd)
+    return False
 
 
 def mount(device, mountpoint, read_only):
@@ -253,7 +270,8 @@ def _detach_targets(client, conns, volume, args, host):
     return [(attachment_id, True) for attachment_id in mine]
 
 
-def _detach_one(client, conns, volume, attachment_id, in_cinder):
+def _detach_one(client, conns, volume, attachment_id, in_cinder,
+                force=False):
     """Unmount, disconnect and delete one attachment; returns a summary."""
     record = conns.registry.get(attachment_id) or {}
     device = record.get('device_path')
@@ -265,10 +283,19 @@ def _detach_one(client, conns, volume, attachment_id, in_cinder):
                     'not mount: unmount it first'
                     % (device, volume['id'], where), cli.EXIT_LOCAL)
             unmount(where)
+        if in_cinder and not force and device_busy(device):
+            raise CLIError(
+                '%s (volume %s) is still in use: mounted in another mount '
+                'namespace, or held by device-mapper, md or a process. '
+                'Not disconnecting it; free it (lsblk, fuser -vm, '
+                'grep %s /proc/*/mountinfo) or use --force'
+                % (device, volume['id'], os.path.basename(device)),
+                cli.EXIT_LOCAL)
     # An attachment Cinder no longer has leaves a stale record whose device
     # is gone or is no longer this volume's: forget it even if the flush
     # fails.
-    conns.disconnect(attachment_id=attachment_id, force=not in_cinder)
+    conns.disconnect(attachment_id=attachment_id,
+                     force=force or not in_cinder)
     deleted = in_cinder and client.delete_attachment(
         attachment_id, volume_id=volume['id'])
     return {'attachment_id': attachment_id, 'device_path': device,
@@ -289,7 +316,8 @@ def cmd_local_detach(args):
                 and conns.registry.find(volume_id=args.volume)):
             raise
         volume = {'id': args.volume, 'attachments': []}
-    detached = [_detach_one(client, conns, volume, attachment_id, in_cinder)
+    detached = [_detach_one(client, conns, volume, attachment_id, in_cinder,
+                            force=args.force)
                 for attachment_id, in_cinder in
                 _detach_targets(client, conns, volume, args, host)]
     return {'volume_id': volume['id'], 'volume_name': volume.get('name'),

@@ -158,13 +158,16 @@ def test_read_only_attach_refuses_writes(cli, sandbox):
     sandbox.delete_volume(volume['id'])
 
 
+def _debugfs_cat(path, name):
+    return subprocess.run(['debugfs', '-R', 'cat /%s' % name, path],
+                          check=True, capture_output=True, text=True).stdout
+
+
 def test_mountpoint_mount_and_unmount(cli, sandbox, tmp_path):
     volume = sandbox.create_volume(volume_type='local')
-    attached = cli.ok('local-attach', volume['id'])
-    subprocess.run(['mkfs.ext4', '-q', '-F', attached['device_path']],
+    # An ext4 filesystem written straight into the volume's file.
+    subprocess.run(['mkfs.ext4', '-q', '-F', sandbox.volume_file(volume)],
                    check=True, capture_output=True)
-    cli.ok('local-detach', volume['id'])
-
     mnt = str(tmp_path / 'mnt')
     attached = cli.ok('local-attach', volume['id'], '--mountpoint', mnt)
     assert attached['mountpoint'] == mnt
@@ -176,15 +179,49 @@ def test_mountpoint_mount_and_unmount(cli, sandbox, tmp_path):
     cli.ok('local-detach', volume['id'])
     assert not os.path.ismount(mnt)
     assert _attachments(sandbox, volume['id']) == []
+    assert _debugfs_cat(sandbox.volume_file(volume), 'hello') == \
+        'written through ipa-cinder'
+    sandbox.delete_volume(volume['id'])
 
-    # Read-only, mounted read-only: the file is there, writes fail.
+
+def test_read_only_mount(cli, sandbox, tmp_path):
+    # Another volume (not the same filesystem mounted again: a process
+    # that unshared its mount namespace meanwhile could still hold it).
+    volume = sandbox.create_volume(volume_type='local')
+    source = tmp_path / 'source'
+    source.mkdir()
+    (source / 'hello').write_text('read me')
+    subprocess.run(['mkfs.ext4', '-q', '-F', '-d', str(source),
+                    sandbox.volume_file(volume)],
+                   check=True, capture_output=True)
+    mnt = str(tmp_path / 'mnt')
     cli.ok('local-attach', volume['id'], '--mountpoint', mnt, '--mode', 'ro')
     with open(os.path.join(mnt, 'hello')) as f:
-        assert f.read() == 'written through ipa-cinder'
+        assert f.read() == 'read me'
     with pytest.raises(OSError):
         open(os.path.join(mnt, 'other'), 'w').close()
     cli.ok('local-detach', volume['id'])
     assert not os.path.ismount(mnt)
+    assert _attachments(sandbox, volume['id']) == []
+    sandbox.delete_volume(volume['id'])
+
+
+def test_detach_refuses_a_device_still_in_use(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    attached = cli.ok('local-attach', volume['id'])
+    # What a mount in another namespace or device-mapper would do.
+    fd = os.open(attached['device_path'], os.O_RDONLY | os.O_EXCL)
+    try:
+        code, result, text = cli.run('local-detach', volume['id'])
+        assert code == 4, text
+        assert 'still in use' in result['error']['message']
+        assert [a['id'] for a in _attachments(sandbox, volume['id'])] == [
+            attached['attachment_id']]
+        assert _records(cli) == ['%s.json' % attached['attachment_id']]
+    finally:
+        os.close(fd)
+    cli.ok('local-detach', volume['id'])
+    assert _attachments(sandbox, volume['id']) == []
     sandbox.delete_volume(volume['id'])
 
 

@@ -122,6 +122,9 @@ def test_defaults():
     assert parse('local-attach', 'vol', '--mode', 'ro').mode == 'ro'
     assert parse('local-detach', 'vol',
                  '--service-role-header', 'true').service_role_header
+    assert parse('local-detach', 'vol').force is False
+    assert parse('local-detach', '--force', 'vol').force is True
+    assert parse('local-detach', 'vol', '--force', 'no').force is False
 
 
 def test_connector_host_defaults_to_host_name():
