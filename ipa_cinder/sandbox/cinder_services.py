@@ -88,7 +88,10 @@ class Cinder(object):
             'state_path': self.base,
             'enabled_backends': ','.join(BACKENDS),
             'report_interval': '3',
-            'periodic_interval': '10',
+            # cinder-volume sends its pools to the scheduler from a periodic
+            # task; by default its first run is delayed up to 60 s.
+            'periodic_interval': '5',
+            'periodic_fuzzy_delay': '0',
             'scheduler_driver_init_wait_time': '3',
             'graceful_shutdown_timeout': '5',
         }
@@ -190,16 +193,24 @@ class Cinder(object):
         process.wait_until(self._pools_known, timeout,
                            'Cinder scheduler pools', interval=0.5)
 
-    def create_volume_types(self):
-        """One type per backend plus the multiattach types."""
-        existing = {t['name'] for t in
-                    self.client.get('/types')['volume_types']}
-        for name, (backend, specs) in VOLUME_TYPES.items():
-            if name in existing:
-                continue
-            extra = dict(specs, volume_backend_name=backend)
-            self.client.post('/types', {'volume_type': {
-                'name': name, 'extra_specs': extra}})
+    def create_volume_types(self, timeout=30):
+        """One type per backend plus the multiattach types.
+
+        Retried: while the services start they all write to the database,
+        and SQLite answers "database is locked" (a 500) now and then.
+        """
+        def create_missing():
+            existing = {t['name'] for t in
+                        self.client.get('/types')['volume_types']}
+            for name, (backend, specs) in VOLUME_TYPES.items():
+                if name in existing:
+                    continue
+                extra = dict(specs, volume_backend_name=backend)
+                self.client.post('/types', {'volume_type': {
+                    'name': name, 'extra_specs': extra}})
+            return True
+        process.wait_until(create_missing, timeout, 'Cinder volume types',
+                           interval=0.5)
 
     def privsep_pids(self):
         """PIDs of privsep daemons cinder-volume reported starting."""

@@ -121,6 +121,7 @@ def main(argv=None):
                               'seconds': box.timings['down']}))
         elif args.command == 'status':
             data['processes'] = box.status()
+            data['services'] = box.services()
             print(json.dumps(data, indent=2, sort_keys=True))
         elif args.command == 'env':
             print('\n'.join(env_lines(data)))

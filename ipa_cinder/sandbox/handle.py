@@ -197,11 +197,24 @@ class SandboxHandle(object):
 
     def create_volume(self, size=1, volume_type='local', name=None,
                       timeout=60, **fields):
-        """Create a volume and wait until it is available; returns it."""
+        """Create a volume and wait until it is available; returns it.
+
+        A 500 (SQLite's "database is locked" under concurrent writes) is
+        retried once, unless the volume was created all the same.
+        """
         body = dict(fields, size=size, volume_type=volume_type,
                     name=name or self.name('volume'))
-        volume = self.cinder.post('/volumes', {'volume': body},
-                                  microversion='3.0')['volume']
+        try:
+            volume = self.cinder.post('/volumes', {'volume': body},
+                                      microversion='3.0')['volume']
+        except rest.APIError as e:
+            if e.status != 500:
+                raise
+            LOG.warning('Volume create failed (%s); retrying', e)
+            found = self.cinder.get('/volumes?name=%s' % body['name'],
+                                    microversion='3.0')['volumes']
+            volume = found[0] if found else self.cinder.post(
+                '/volumes', {'volume': body}, microversion='3.0')['volume']
         self._volumes.append(volume['id'])
         return self.wait_volume(volume['id'], 'available', timeout)
 

@@ -201,10 +201,29 @@ class Sandbox(object):
             LOG.warning('Cannot remove the cgroup of %s: %s', name, e)
 
     def status(self):
-        """{name: running?} for each recorded process, plus services."""
+        """{name: {pid, running}} for each recorded process."""
         result = {}
         for rec in self.procs.records():
             result[rec['name']] = {
                 'pid': rec['pid'],
                 'running': process.is_alive(rec['pid'], rec['start_time'])}
+        return result
+
+    def services(self):
+        """{service: answers?}: one quick readiness poll of each API."""
+        checks = {
+            'cinder': lambda: self.cinder._services_up(),
+            'ironic': lambda: bool(self.ironic.client.get(
+                '/v1/drivers', timeout=3)['drivers']),
+            'http': lambda: process.port_open(self.layout.ports['http']),
+            'tgtd': lambda: process.port_open(self.layout.ports['iscsi']),
+            'rabbitmq': lambda: process.port_open(
+                self.layout.ports['rabbit']),
+        }
+        result = {}
+        for name, check in checks.items():
+            try:
+                result[name] = bool(check())
+            except Exception:  # a stopped service fails in many ways
+                result[name] = False
         return result

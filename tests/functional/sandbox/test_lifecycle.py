@@ -41,6 +41,7 @@ def test_cli_status_and_env(sandbox):
     for name in ('rabbitmq', 'epmd', 'tgtd', 'cinder-api',
                  'cinder-scheduler', 'cinder-volume', 'ironic', 'http'):
         assert status['processes'][name]['running'], name
+    assert all(status['services'].values()), status['services']
 
     env = _cli('--state-dir', sandbox.state_dir, 'env')
     assert 'export OS_ENDPOINT=%s' % sandbox.ironic_url in env
