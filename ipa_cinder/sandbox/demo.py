@@ -166,7 +166,7 @@ def agent_demo(workdir):
         say('An iSCSI volume with CHAP is refused here (no kernel iSCSI '
             'initiator): %s', connection.mask_text(str(
                 (response.json().get('command_error') or {}).get(
-                    'details')))[:160])
+                    'details')))[:240])
         say('The password in the reply: %s, in the agent log: %s',
             password in response.text, password in agent.read_log())
         agent.command('cinder.disconnect_volume', {'volume_id': volume_id})
