@@ -671,6 +671,9 @@ def main(argv=None):
     if os.geteuid() != 0:
         sys.exit('The demo needs root: it creates loop devices, namespaces '
                  'and services.')
+    # Ctrl-C and SIGTERM both end in the teardown below (SIGINT also when
+    # the demo was started with it ignored, e.g. in the background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from ipa_cinder.sandbox import handle as handle_mod
 
