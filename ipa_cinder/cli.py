@@ -46,7 +46,6 @@ from oslo_config import cfg
 from oslo_utils import strutils
 from oslo_utils import uuidutils
 
-from ipa_cinder import cinder
 from ipa_cinder import conf as ipa_conf
 
 LOG = logging.getLogger('ipa_cinder.cli')
@@ -262,6 +261,9 @@ def noauth_token(endpoint, auth):
 
 def cinder_client(args):
     """A CinderClient from clouds.yaml, OS_* variables and --os-* options."""
+    # Imported here: see the module docstring (it imports os-brick).
+    from ipa_cinder import cinder
+
     try:
         region = os_config.OpenStackConfig().get_one(argparse=args)
         session = region.get_session()
@@ -309,6 +311,7 @@ def classify(exc):
     # Imported here: see the module docstring.
     from ipa_cinder.agent import connections
     from ipa_cinder.agent import registry as registry_mod
+    from ipa_cinder import cinder
     from ipa_cinder import connection
     from oslo_concurrency import processutils
 
@@ -335,6 +338,10 @@ def main(argv=None):
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return e.code
     fmt = args.format
+    if not args.debug:
+        # Library deprecation warnings (eventlet, imported lazily by
+        # oslo.privsep...) are nothing a user can act on.
+        warnings.simplefilter('ignore')
     commands, output = _implementation()
     # SIGTERM interrupts like Ctrl-C: local-attach undoes what it did.
     previous = signal.signal(signal.SIGTERM, _interrupt)
