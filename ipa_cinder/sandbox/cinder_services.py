@@ -77,6 +77,11 @@ class Cinder(object):
                 logging.get_default_log_levels()
                 + ['cinder.volume.targets.tgt=INFO']),
             'auth_strategy': 'noauth',
+            # A test session creates far more than the default 10 volumes
+            # of one project.
+            'quota_volumes': '-1',
+            'quota_snapshots': '-1',
+            'quota_gigabytes': '-1',
             'transport_url': self.layout.transport_url,
             'host': SERVICE_HOST,
             'my_ip': '127.0.0.1',

@@ -229,5 +229,7 @@ def deployer(sandbox, os_image):
     # The agent is looked up by this machine's MAC: one node at a time.
     for node in deployer.nodes:
         sandbox.delete_node(node)
+    for volume_id in list(sandbox._volumes):
+        sandbox.delete_volume(volume_id)
     for name, seconds in deployer.timeline:
         print('%s: %.1fs' % (name, seconds))
