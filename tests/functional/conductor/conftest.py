@@ -225,11 +225,12 @@ class Deployer(object):
 @pytest.fixture
 def deployer(sandbox, os_image):
     deployer = Deployer(sandbox, os_image)
+    before = set(sandbox._volumes)
     yield deployer
     # The agent is looked up by this machine's MAC: one node at a time.
     for node in deployer.nodes:
         sandbox.delete_node(node)
-    for volume_id in list(sandbox._volumes):
+    for volume_id in [v for v in sandbox._volumes if v not in before]:
         sandbox.delete_volume(volume_id)
     for name, seconds in deployer.timeline:
         print('%s: %.1fs' % (name, seconds))
