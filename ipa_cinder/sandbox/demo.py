@@ -689,14 +689,19 @@ def main(argv=None):
                 agent_demo(workdir)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-        say('Act 2: bringing the sandbox up in %s (ports %d-%d): '
+        say('Act 2: bringing the sandbox up in %s (ports from %d): '
             'RabbitMQ, tgtd, Cinder 29, Ironic 39, image server',
-            args.state_dir, args.port_base, args.port_base + 9)
-        handle = handle_mod.SandboxHandle.start(args.state_dir,
-                                                args.port_base)
-        say('Sandbox up in %.1fs (%s)', handle.startup_seconds, ', '.join(
-            '%s %.1fs' % (k, v) for k, v in sorted(handle.timings.items())
-            if k != 'total' and isinstance(v, (int, float)) and v >= 0.5))
+            args.state_dir, args.port_base)
+        # Locked: a second demo at the same time takes <dir>-1, ports +20.
+        handle = handle_mod.SandboxHandle.start_exclusive(
+            args.state_dir, args.port_base, attempts=3)
+        say('Sandbox up in %.1fs in %s, ports %d-%d (%s)',
+            handle.startup_seconds, handle.state_dir,
+            handle.layout.port_base, handle.layout.port_base + 9, ', '.join(
+                '%s %.1fs' % (k, v) for k, v in sorted(
+                    handle.timings.items())
+                if k != 'total' and isinstance(v, (int, float))
+                and v >= 0.5))
         report = run(handle)
         ok = (report.get('deploy_state') == 'active'
               and report.get('checksum_match')
