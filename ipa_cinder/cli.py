@@ -38,6 +38,7 @@ import socket
 import sys
 import warnings
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import noauth
 import openstack
 from openstack import config as os_config
@@ -281,8 +282,10 @@ def cinder_client(args):
             # Version discovery is unauthenticated: it needs it too.
             session.additional_headers['X-Auth-Token'] = token
         cloud = openstack.connection.Connection(config=region)
-    except os_exc.ConfigException as e:
-        raise CLIError('cloud configuration: %s' % e, EXIT_USAGE)
+    except (os_exc.ConfigException,
+            ks_exc.AuthPluginException) as e:
+        raise CLIError('cloud configuration: %s (configure clouds.yaml and '
+                       'OS_CLOUD, or the OS_* variables)' % e, EXIT_USAGE)
     return cinder.CinderClient(
         cloud, service_role_header=args.service_role_header)
 
@@ -303,7 +306,7 @@ def _interrupt(signum, frame):
 
 
 _KINDS = {EXIT_USAGE: 'usage', EXIT_CINDER: 'cinder', EXIT_LOCAL: 'local',
-          EXIT_NOT_ROOT: 'not-root'}
+          EXIT_NOT_ROOT: 'not-root', EXIT_ERROR: 'unexpected'}
 
 
 def classify(exc):
@@ -316,7 +319,7 @@ def classify(exc):
     from oslo_concurrency import processutils
 
     if isinstance(exc, CLIError):
-        return exc.code, _KINDS.get(exc.code, 'error')
+        return exc.code, _KINDS.get(exc.code, 'unexpected')
     if isinstance(exc, cinder.CinderError):
         return EXIT_CINDER, 'cinder'
     if isinstance(exc, (connections.VolumeConnectionError,
@@ -324,7 +327,7 @@ def classify(exc):
                         registry_mod.InvalidIdentifier,
                         processutils.ProcessExecutionError, OSError)):
         return EXIT_LOCAL, 'local'
-    return EXIT_ERROR, 'error'
+    return EXIT_ERROR, 'unexpected'
 
 
 def main(argv=None):

@@ -249,6 +249,7 @@ def test_mount_table_unescape():
     (connection.InvalidConnectionInfo('data', 'bad'), cli.EXIT_LOCAL),
     (OSError(5, 'EIO'), cli.EXIT_LOCAL),
     (RuntimeError('bug'), cli.EXIT_ERROR),
+    (cli.CLIError('x'), cli.EXIT_ERROR),
 ])
 def test_classify(exc, code):
     assert cli.classify(exc)[0] == code
@@ -313,6 +314,18 @@ def test_noauth_without_endpoint_is_a_usage_error(tmp_path, capsys,
     code = cli.main(['list', '--state-dir', str(tmp_path / 'state')])
     assert code == cli.EXIT_USAGE
     assert 'OS_ENDPOINT' in capsys.readouterr().err
+
+
+def test_no_cloud_configured_is_a_usage_error(tmp_path, capsys,
+                                              no_cloud_env):
+    if os.path.exists(os.path.expanduser('~/.config/openstack')) or \
+            os.path.exists('/etc/openstack'):
+        pytest.skip('a clouds.yaml may exist on this host')
+    code = cli.main(['list', '--state-dir', str(tmp_path / 'state')])
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert 'usage error' in err
+    assert 'OS_CLOUD' in err
 
 
 def test_bad_mountpoint_is_a_usage_error(tmp_path, capsys, no_cloud_env):
