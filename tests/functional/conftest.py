@@ -24,13 +24,31 @@ at the same time takes the next one (``<dir>-1``, ports 20 higher). With
 directory is used as is and left running.
 """
 
+import importlib.util
 import os
 import tempfile
 import time
 
 import pytest
 
+from ipa_cinder.sandbox import database as database_mod
 from ipa_cinder.sandbox import handle as sandbox_handle
+
+
+def _database():
+    """MariaDB when the services can use it, else SQLite.
+
+    Several suites share the sandbox and the machine may be busy: SQLite
+    then answers "database is locked" (HTTP 500) now and then, MariaDB
+    never does. ``$IPA_CINDER_FUNCTIONAL_DATABASE`` chooses explicitly.
+    """
+    choice = os.environ.get('IPA_CINDER_FUNCTIONAL_DATABASE')
+    if choice:
+        return choice
+    if (importlib.util.find_spec('pymysql') is not None
+            and os.path.exists(database_mod.MARIADBD)):
+        return 'mariadb'
+    return 'sqlite'
 
 
 def _state_dir():
@@ -45,15 +63,15 @@ def sandbox():
         pytest.skip('the sandbox needs root (loop devices, tgtd)')
     port_base = int(os.environ.get('IPA_CINDER_FUNCTIONAL_PORT_BASE')
                     or 18750)
-    database = os.environ.get('IPA_CINDER_FUNCTIONAL_DATABASE', 'sqlite')
+    database = _database()
     if os.environ.get('IPA_CINDER_FUNCTIONAL_REUSE') == '1':
         handle = sandbox_handle.SandboxHandle.start(
             _state_dir(), port_base, database=database, reuse=True)
     else:
         handle = sandbox_handle.SandboxHandle.start_exclusive(
             _state_dir(), port_base, database=database)
-    print('\nsandbox up in %.1fs %s'
-          % (handle.startup_seconds, handle.timings))
+    print('\nsandbox up in %.1fs (%s) %s'
+          % (handle.startup_seconds, handle.layout.database, handle.timings))
     try:
         yield handle
     finally:

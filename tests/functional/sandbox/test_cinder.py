@@ -186,7 +186,7 @@ def test_second_rw_attach_of_plain_volume_is_refused(sandbox):
     sandbox.delete_volume(volume['id'])
 
 
-@pytest.mark.skipif(not shutil.which('iscsi-ls') or not shutil.which(
+@pytest.mark.skipif(not shutil.which('iscsi-inq') or not shutil.which(
     'qemu-img'), reason='libiscsi-bin and qemu-utils are needed')
 def test_iscsi_export_served_by_tgt_with_chap(sandbox, tmp_path):
     volume = sandbox.create_volume(volume_type='iscsi')
@@ -200,13 +200,15 @@ def test_iscsi_export_served_by_tgt_with_chap(sandbox, tmp_path):
         return 'iscsi://%s%%%s@%s/%s/%s' % (user, password, portal,
                                             info['target_iqn'], lun)
 
-    listing = subprocess.run(
-        ['iscsi-ls', '-s', '-i', info.get('initiator') or
-         'iqn.2004-10.org.openstack.ipa-cinder:sandbox-tests',
-         'iscsi://%s%%%s@%s' % (user, password, portal)],
+    # A CHAP login to this target and a SCSI INQUIRY of its LUN: tgt's
+    # backing-store LUN answers.
+    inquiry = subprocess.run(
+        ['iscsi-inq', '-i', 'iqn.2004-10.org.openstack.ipa-cinder:tests',
+         url(user, password, info['target_lun'])],
         capture_output=True, text=True, timeout=30)
-    assert listing.returncode == 0, listing.stderr
-    assert info['target_iqn'] in listing.stdout
+    assert inquiry.returncode == 0, inquiry.stderr.replace(password, '***')
+    assert 'IET' in inquiry.stdout or 'VIRTUAL-DISK' in inquiry.stdout, (
+        inquiry.stdout)
 
     wrong = subprocess.run(
         ['qemu-img', 'info', url(user, 'wrong-password', 1)],
