@@ -312,7 +312,7 @@ class CinderClient(object):
     # ------------------------------------------------------ attachments --
 
     def create_attachment(self, volume_id, connector, *, instance_uuid=None,
-                          mode=None, protocol=None):
+                          mode=None, protocol=None, existing=None):
         """Create an attachment with its connector (attached in one call).
 
         :param volume_id: the volume.
@@ -321,6 +321,8 @@ class CinderClient(object):
         :param mode: ``rw`` or ``ro``; None lets Cinder decide (``rw``).
         :param protocol: volume protocol when known, see
             :func:`validate_connector`.
+        :param existing: the attachments of (volume, instance) the caller
+            has just listed, if it has: saves listing them again.
         :returns: the attachment dict (``id``, ``status``, ``attach_mode``,
             ``connection_info``...). It holds secrets: mask before logging.
         :raises: InvalidConnector, InvalidInput or CinderError.
@@ -342,8 +344,9 @@ class CinderClient(object):
             microversion = MV_ATTACH_MODE
 
         # What exists before the first attempt is not ours to clean up.
-        known = {a['id'] for a in self._same_attachments(volume_id,
-                                                         instance_uuid)}
+        if existing is None:
+            existing = self._same_attachments(volume_id, instance_uuid)
+        known = {a['id'] for a in existing}
 
         def before_retry():
             # A failed or lost attempt may have left an attachment in

@@ -237,9 +237,10 @@ class NodeVolumes(object):
         attachment = self._existing_attachment(volume_id)
         if attachment is None:
             self._check_volume(volume, mode)
+            # Cinder was just asked: the node has no attachment of it.
             attachment = self.cinder.create_attachment(
                 volume_id, connector, instance_uuid=self.node.uuid,
-                mode=mode, protocol=target.volume_type)
+                mode=mode, protocol=target.volume_type, existing=[])
             created.append((volume_id, attachment['id']))
             reused = False
         else:
