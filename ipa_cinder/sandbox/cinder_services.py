@@ -193,8 +193,14 @@ class Cinder(object):
         os-services at microversion 3.0 (a higher one can hang on RPC
         during start-up), then the scheduler's pools.
         """
+        self.wait_services(timeout)
+        self.wait_pools(timeout)
+
+    def wait_services(self, timeout=120):
         process.wait_until(self._services_up, timeout, 'Cinder services',
                            interval=0.5)
+
+    def wait_pools(self, timeout=120):
         process.wait_until(self._pools_known, timeout,
                            'Cinder scheduler pools', interval=0.5)
 

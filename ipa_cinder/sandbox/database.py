@@ -44,8 +44,11 @@ class SQLite(object):
         self.layout = layout
 
     def url(self, dbname):
-        return 'sqlite:///%s' % self.layout.path(dbname, '%s.sqlite'
-                                                 % dbname)
+        # A writer descheduled on a busy machine can hold the lock for
+        # seconds: wait up to a minute (pysqlite's default is 5 s) rather
+        # than fail with "database is locked".
+        return 'sqlite:///%s?timeout=60' % self.layout.path(
+            dbname, '%s.sqlite' % dbname)
 
     def start(self):
         pass

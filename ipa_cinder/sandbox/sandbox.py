@@ -126,7 +126,10 @@ class Sandbox(object):
         self.cinder.start()
         self.ironic.wait()
         self.timings['ironic'] = round(time.monotonic() - started, 2)
-        self.cinder.wait()
+        self.cinder.wait_services()
+        self.timings['cinder_services'] = round(time.monotonic() - started,
+                                                2)
+        self.cinder.wait_pools()
         self.timings['cinder'] = round(time.monotonic() - started, 2)
         self.cinder.create_volume_types()
 
