@@ -140,6 +140,52 @@ def is_block_device(path):
         return False
 
 
+BLKGETSIZE64 = 0x80081272
+
+
+def device_identity(path):
+    """What the kernel device at ``path`` holds right now.
+
+    A device node outlives what it exposed: a loop device detached by the
+    target (or reused for another volume), a SCSI disk replaced by another
+    LUN. The identity (device numbers, size, and for a loop device its
+    backing file) tells whether the node still holds the connected volume.
+    Returns None when ``path`` is not a block device.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISBLK(st.st_mode):
+        return None
+    identity = {'rdev': [os.major(st.st_rdev), os.minor(st.st_rdev)]}
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            identity['size'] = int.from_bytes(
+                fcntl.ioctl(fd, BLKGETSIZE64, bytes(8)), 'little')
+        finally:
+            os.close(fd)
+    except OSError:
+        identity['size'] = 0
+    backing = '/sys/dev/block/%d:%d/loop/backing_file' % tuple(
+        identity['rdev'])
+    try:
+        with open(backing) as f:
+            identity['backing_file'] = f.read().strip()
+    except OSError:
+        pass
+    return identity
+
+
+def same_device(recorded, current):
+    """Whether ``current`` identity is still the ``recorded`` one."""
+    if not recorded or not current or not current.get('size'):
+        return False
+    return all(recorded.get(k) == current.get(k)
+               for k in ('rdev', 'size', 'backing_file'))
+
+
 def set_read_only(path, read_only):
     """Set or clear the kernel's read-only flag of a block device."""
     fd = os.open(path, os.O_RDONLY)

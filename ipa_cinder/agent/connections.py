@@ -63,9 +63,21 @@ class VolumeConnections(object):
         """
         records = self.registry.list()
         for record in records:
-            record['present'] = bool(record.get('device_path')) and \
-                os.path.exists(record['device_path'])
+            record['present'] = self._still_ours(record)
         return records
+
+    @staticmethod
+    def _still_ours(record):
+        """Whether the record's device still holds the volume."""
+        path = record.get('device_path')
+        if not path:
+            return False
+        recorded = record.get('device_identity')
+        if recorded is None:
+            # Recorded by an older version: all we can know is that the
+            # node exists.
+            return os.path.exists(path)
+        return brick.same_device(recorded, brick.device_identity(path))
 
     def boot_connection(self):
         """The record of the boot volume's connection, or None."""
@@ -140,7 +152,7 @@ class VolumeConnections(object):
                     raise VolumeConnectionError(
                         '%s: this attachment is recorded for volume %s'
                         % (what, existing.get('volume_id')))
-                if os.path.exists(existing.get('device_path') or ''):
+                if self._still_ours(existing):
                     LOG.info('%s is already connected as %s, reusing it',
                              what, existing['device_path'])
                     existing['reused'] = True
@@ -196,6 +208,7 @@ class VolumeConnections(object):
                     % (what, path, _safe_error(e)))
 
             record = {
+                'device_identity': brick.device_identity(path),
                 'volume_id': volume_id,
                 'attachment_id': attachment_id,
                 'driver_volume_type': protocol,
@@ -292,7 +305,13 @@ class VolumeConnections(object):
         attachment_id = record.get('attachment_id')
         what = _describe(volume_id, attachment_id)
         path = record.get('device_path')
-        present = bool(path) and os.path.exists(path)
+        present = self._still_ours(record)
+        if path and not present:
+            # The device is gone or holds something else now (a loop
+            # device reused for another volume): flushing it or clearing
+            # its read-only flag would act on what is not ours.
+            LOG.warning('%s: %s no longer holds this volume; forgetting it '
+                        'without touching the device', what, path)
         if present:
             try:
                 brick.flush(path)

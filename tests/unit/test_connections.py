@@ -16,6 +16,7 @@ Only a kernel iSCSI login is simulated (this kernel has no iSCSI).
 """
 
 import os
+import subprocess
 from unittest import mock
 
 from os_brick.initiator.connectors import iscsi as brick_iscsi
@@ -196,3 +197,24 @@ class TestHardwareManager(object):
         manager = hardware_manager.CinderHardwareManager()
         assert (manager.evaluate_hardware_support()
                 == hardware.HardwareSupport.SERVICE_PROVIDER)
+
+
+def test_reused_device_is_not_touched_on_disconnect(conns, loop_device,
+                                                    tmp_path):
+    """A loop device detached and reused for another file is not ours."""
+    device, backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device), mode='ro')
+    assert conns.list()[0]['present'] is True
+    other = tmp_path / 'other.img'
+    with open(other, 'wb') as f:
+        f.truncate(4 << 20)
+    subprocess.run(['losetup', '--detach', device], check=True)
+    subprocess.run(['losetup', device, str(other)], check=True)
+    assert conns.list()[0]['present'] is False
+    # Its read-only flag is not cleared, nothing is flushed: the record
+    # alone goes.
+    brick.set_read_only(device, True)
+    conns.disconnect(volume_id=VOLUME)
+    assert brick.is_read_only(device)
+    brick.set_read_only(device, False)
+    assert conns.list() == []
