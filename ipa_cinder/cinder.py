@@ -522,7 +522,24 @@ class CinderClient(object):
 
         Best effort: a failure is logged (with the IDs left behind) and
         never hides the error the caller is about to report.
+
+        Without an instance there is no telling a stray from another host's
+        attachment of a multiattach volume made meanwhile: nothing is
+        deleted then, the candidates are only logged.
         """
+        if not instance_uuid:
+            try:
+                candidates = [a['id'] for a in self._same_attachments(
+                    volume_id, None, retry=retry) if a['id'] not in keep]
+            except CinderError:
+                candidates = []
+            if candidates:
+                LOG.warning('Volume %(vol)s has instance-less attachments '
+                            'made while a create was retried (%(ids)s); '
+                            'not deleting them: they may belong to other '
+                            'hosts', {'vol': volume_id,
+                                      'ids': ', '.join(candidates)})
+            return
         try:
             strays = [a['id'] for a in
                       self._same_attachments(volume_id, instance_uuid,
