@@ -216,18 +216,14 @@ def validate_connection_info(connection_info, volume_id=None):
                     if len(alternatives) > 1 else ''),
                 volume_id)
 
-    for name in _STRING_FIELDS:
-        if name in data and data[name] is not None and not isinstance(
-                data[name], str):
-            raise InvalidConnectionInfo(
-                'data.' + name, 'must be a string, got %s'
-                % type(data[name]).__name__, volume_id)
-    for name in _LIST_FIELDS:
-        if name in data and data[name] is not None and not isinstance(
-                data[name], list):
-            raise InvalidConnectionInfo(
-                'data.' + name, 'must be a list, got %s'
-                % type(data[name]).__name__, volume_id)
+    for names, kind, label in ((_STRING_FIELDS, str, 'a string'),
+                               (_LIST_FIELDS, list, 'a list')):
+        for name in names:
+            value = data.get(name)
+            if value is not None and not isinstance(value, kind):
+                raise InvalidConnectionInfo(
+                    'data.' + name, 'must be %s, got %s'
+                    % (label, type(value).__name__), volume_id)
 
     normalized = copy.deepcopy(connection_info)
     normalized['driver_volume_type'] = protocol
