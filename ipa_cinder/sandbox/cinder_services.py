@@ -31,9 +31,13 @@ from ipa_cinder.sandbox import rest
 
 LOG = logging.getLogger(__name__)
 
-SERVICES = ('cinder-api', 'cinder-scheduler', 'cinder-volume')
 SERVICE_HOST = 'sandbox'
 BACKENDS = ('local', 'iscsi')
+# One cinder-volume process per backend: each is started (and, if its
+# start-up lost a race for SQLite's lock, restarted) on its own.
+SERVICES = ('cinder-api', 'cinder-scheduler') + tuple(
+    'cinder-volume-%s' % backend for backend in BACKENDS)
+MAX_RESTARTS = 3
 PRIVSEP_PID_PATTERN = r'privsep daemon running as pid (\d+)'
 
 # name: (backend, extra specs)
@@ -56,6 +60,7 @@ class Cinder(object):
         self.base = layout.path('cinder')
         self.conf = layout.path('etc', 'cinder.conf')
         self.client = rest.CinderClient(layout.cinder_url)
+        self.restarts = {}
 
     def volumes_dir(self, backend):
         return os.path.join(self.base, 'volumes', backend)
@@ -134,6 +139,21 @@ class Cinder(object):
         os.makedirs(os.path.join(self.base, 'locks'), exist_ok=True)
         with open(self.conf, 'w') as f:
             conf.write(f)
+        for backend in BACKENDS:
+            with open(self._backend_conf(backend), 'w') as f:
+                f.write('[DEFAULT]\nenabled_backends = %s\n' % backend)
+
+    def _backend_conf(self, backend):
+        return self.layout.path('etc', 'cinder-volume-%s.conf' % backend)
+
+    def _argv(self, name):
+        binary = 'cinder-volume' if name.startswith('cinder-volume') else name
+        argv = [sys.executable, self.layout.venv_tool(binary),
+                '--config-file', self.conf]
+        if binary == 'cinder-volume':
+            argv += ['--config-file',
+                     self._backend_conf(name[len('cinder-volume-'):])]
+        return argv + ['--log-file', self.procs.log_path(name)]
 
     def _env(self):
         env = dict(os.environ)
@@ -161,15 +181,32 @@ class Cinder(object):
         """Write the configuration, sync the schema, start the services."""
         self.write_config()
         self.sync_db()
+        self.restarts = {}
         for name in SERVICES:
-            self.procs.start(name, [
-                sys.executable, self.layout.venv_tool(name),
-                '--config-file', self.conf,
-                '--log-file', self.procs.log_path(name)], env=self._env())
+            self.procs.start(name, self._argv(name), env=self._env())
 
-    def _services_up(self):
-        for name in SERVICES:
+    def _ensure_running(self, name):
+        """Restart ``name`` if it exited during start-up (a few times).
+
+        With SQLite, services registering at the same moment can lose a
+        race for the database lock ("database is locked") and exit.
+        """
+        if self.procs.alive(name):
+            return
+        count = self.restarts.get(name, 0)
+        if count >= MAX_RESTARTS:
             self.procs.ensure_alive(name)
+        self.restarts[name] = count + 1
+        LOG.warning('%s exited during start-up; restarting it (%d/%d)',
+                    name, count + 1, MAX_RESTARTS)
+        self.procs.start(name, self._argv(name), env=self._env())
+
+    def _services_up(self, restart=False):
+        for name in SERVICES:
+            if restart:
+                self._ensure_running(name)
+            else:
+                self.procs.ensure_alive(name)
         services = self.client.get('/os-services', microversion='3.0',
                                    timeout=5)['services']
         wanted = {('cinder-scheduler', SERVICE_HOST)} | {
@@ -182,6 +219,8 @@ class Cinder(object):
         # A service that is up has not necessarily sent its capabilities
         # to the scheduler yet; until it has, volumes of its backend fail
         # with "No valid backend was found".
+        for name in SERVICES:
+            self._ensure_running(name)
         pools = self.client.get('/scheduler-stats/get_pools',
                                 microversion='3.0', timeout=5)['pools']
         known = {p['name'].split('#')[0] for p in pools}
@@ -197,8 +236,8 @@ class Cinder(object):
         self.wait_pools(timeout)
 
     def wait_services(self, timeout=120):
-        process.wait_until(self._services_up, timeout, 'Cinder services',
-                           interval=0.5)
+        process.wait_until(lambda: self._services_up(restart=True), timeout,
+                           'Cinder services', interval=0.5)
 
     def wait_pools(self, timeout=120):
         process.wait_until(self._pools_known, timeout,
@@ -225,8 +264,12 @@ class Cinder(object):
 
     def privsep_pids(self):
         """PIDs of privsep daemons cinder-volume reported starting."""
-        return process.pids_in_log(self.procs.log_path('cinder-volume'),
-                                   PRIVSEP_PID_PATTERN)
+        pids = set()
+        for backend in BACKENDS:
+            pids.update(process.pids_in_log(
+                self.procs.log_path('cinder-volume-%s' % backend),
+                PRIVSEP_PID_PATTERN))
+        return sorted(pids)
 
     def stop(self):
         """Stop api, scheduler, volume, then the privsep daemons."""

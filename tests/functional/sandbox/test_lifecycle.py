@@ -39,7 +39,8 @@ def test_cli_status_and_env(sandbox):
     assert status['running'] is True
     assert status['cinder_url'] == sandbox.cinder_url
     for name in ('rabbitmq', 'epmd', 'tgtd', 'cinder-api',
-                 'cinder-scheduler', 'cinder-volume', 'ironic', 'http'):
+                 'cinder-scheduler', 'cinder-volume-local',
+                 'cinder-volume-iscsi', 'ironic', 'http'):
         assert status['processes'][name]['running'], name
     assert all(status['services'].values()), status['services']
 
