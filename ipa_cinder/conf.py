@@ -36,6 +36,12 @@ agent_opts = [
                 help='Default for the "multipath" argument of get_connector '
                      'and connect_volume when the caller does not give '
                      'one.'),
+    cfg.FloatOpt('device_wait_timeout',
+                 default=10.0, min=0,
+                 help='How long, in seconds, to wait for the block device of '
+                      'a "local" connection to appear before giving up: the '
+                      'export of a volume and the device node may lag behind '
+                      'the attachment (udev, a storage network).'),
     cfg.BoolOpt('privsep_in_process',
                 default=True,
                 help='Run os-brick\'s privileged calls inside this process '

@@ -19,16 +19,19 @@ operations are idempotent and survive a restart of the process.
 """
 
 import os
+import time
 
 from oslo_log import log
 from oslo_utils import timeutils
 
 from ipa_cinder.agent import brick
 from ipa_cinder.agent import registry as registry_mod
+from ipa_cinder import conf as ipa_conf
 from ipa_cinder import connection
 from ipa_cinder import log_filter
 
 LOG = log.getLogger(__name__)
+CONF = ipa_conf.CONF
 
 
 class VolumeConnectionError(RuntimeError):
@@ -275,10 +278,15 @@ class VolumeConnections(object):
         """Refuse early, with a clear reason, what cannot work here."""
         if protocol == 'local':
             path = data['device_path']
-            if not brick.is_block_device(path):
-                raise VolumeConnectionError(
-                    '%s: data.device_path %s is not a block device on this '
-                    'host' % (what, path))
+            timeout = CONF.ipa_cinder.device_wait_timeout
+            deadline = time.monotonic() + timeout
+            while not brick.is_block_device(path):
+                if time.monotonic() >= deadline:
+                    raise VolumeConnectionError(
+                        '%s: data.device_path %s is not a block device on '
+                        'this host (waited %ss for it)'
+                        % (what, path, timeout))
+                time.sleep(0.1)
         elif protocol in ('iscsi', 'iser'):
             if not (os.path.isdir('/sys/class/iscsi_transport')
                     or os.path.isdir('/sys/module/iscsi_tcp')):

@@ -17,10 +17,12 @@ Only a kernel iSCSI login is simulated (this kernel has no iSCSI).
 
 import os
 import subprocess
+import threading
 from unittest import mock
 
 from os_brick.initiator.connectors import iscsi as brick_iscsi
 from oslo_concurrency import processutils
+from oslo_config import cfg
 import pytest
 
 from ipa_cinder.agent import brick
@@ -106,11 +108,30 @@ def test_disconnect_needs_an_id(conns):
 
 
 def test_missing_device_refused_before_os_brick(conns):
-    with pytest.raises(connections.VolumeConnectionError) as exc:
-        conns.connect(VOLUME, ATTACHMENT, local('/dev/ipa-cinder-absent'))
+    cfg.CONF.set_override('device_wait_timeout', 0.3, group='ipa_cinder')
+    try:
+        with pytest.raises(connections.VolumeConnectionError) as exc:
+            conns.connect(VOLUME, ATTACHMENT,
+                          local('/dev/ipa-cinder-absent'))
+    finally:
+        cfg.CONF.clear_override('device_wait_timeout', group='ipa_cinder')
     assert 'not a block device' in str(exc.value)
+    assert 'waited 0.3s' in str(exc.value)
     assert VOLUME in str(exc.value)
     assert conns.list() == []
+
+
+def test_device_that_appears_late_is_waited_for(conns, loop_device,
+                                                tmp_path):
+    device, _backing = loop_device
+    link = str(tmp_path / 'late-device')
+    timer = threading.Timer(0.5, os.symlink, (device, link))
+    timer.start()
+    try:
+        result = conns.connect(VOLUME, ATTACHMENT, local(link))
+    finally:
+        timer.join()
+    assert result['device_path'] == link
 
 
 def test_recorded_device_gone_reconnects(conns, loop_device, state_dir):
