@@ -26,9 +26,11 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 from oslo_log import log
 import requests
+import urllib3
 
 from ipa_cinder.sandbox import jail as jail_mod
 
@@ -81,7 +83,10 @@ class AgentProcess(object):
 
     @property
     def url(self):
-        return 'http://127.0.0.1:%d' % self.port
+        # An agent that talks to Ironic keeps IPA's auto-TLS (Ironic's
+        # [agent] require_tls): it serves HTTPS.
+        scheme = 'https' if self.api_url else 'http'
+        return '%s://127.0.0.1:%d' % (scheme, self.port)
 
     def _config(self):
         default = {
@@ -118,6 +123,23 @@ class AgentProcess(object):
             lines.append('')
         return '\n'.join(lines)
 
+    def _environment(self):
+        """The agent's environment (subclasses add to it)."""
+        return dict(os.environ, TMPDIR=os.path.join(self.workdir, 'tmp'),
+                    PYTHONDONTWRITEBYTECODE='1')
+
+    def _answers(self):
+        """Raise unless the agent's API answers.
+
+        Only "does it answer": with auto-TLS the certificate is the agent's
+        own, self-signed; Ironic verifies it with the copy from the
+        heartbeat.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore',
+                                  urllib3.exceptions.InsecureRequestWarning)
+            requests.get(self.url + '/v1/status', timeout=2, verify=False)
+
     def start(self, timeout=60):
         """Start the agent and wait until its API answers."""
         os.makedirs(os.path.join(self.workdir, 'tmp'), exist_ok=True)
@@ -125,8 +147,7 @@ class AgentProcess(object):
         with open(self.conf_path, 'w') as f:
             f.write(self._config())
         os.chmod(self.conf_path, 0o600)
-        env = dict(os.environ, TMPDIR=os.path.join(self.workdir, 'tmp'),
-                   PYTHONDONTWRITEBYTECODE='1')
+        env = self._environment()
         self._log_file = open(self.log_path, 'ab')
         started = time.monotonic()
         self.jail.start([AGENT_BINARY, '--config-file', self.conf_path],
@@ -135,17 +156,19 @@ class AgentProcess(object):
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.jail.proc.poll() is not None:
+                self.stop()
                 raise AgentError('the agent exited with %s during start-up; '
                                  'see %s' % (self.jail.proc.returncode,
                                              self.log_path))
             try:
-                requests.get(self.url + '/v1/status', timeout=2)
-                LOG.info('Agent %s answers on %s after %.1fs', self.name,
-                         self.url, time.monotonic() - started)
-                self.started_in = time.monotonic() - started
-                return self
+                self._answers()
             except requests.RequestException:
                 time.sleep(0.2)
+                continue
+            self.started_in = time.monotonic() - started
+            LOG.info('Agent %s answers on %s after %.1fs', self.name,
+                     self.url, self.started_in)
+            return self
         self.stop()
         raise AgentError('the agent did not answer on %s within %ss; see %s'
                          % (self.url, timeout, self.log_path))
