@@ -12,6 +12,7 @@
 
 """cinder-agent deploys: real Ironic 39, IPA 13, Cinder 29 and os-brick."""
 
+import configparser
 import glob
 import hashlib
 import os
@@ -19,6 +20,7 @@ import subprocess
 import uuid
 
 import pytest
+import sqlalchemy
 
 from ipa_cinder import connection
 from ipa_cinder.sandbox import device_broker
@@ -156,15 +158,22 @@ def test_iscsi_volume_rolls_back_and_keeps_chap_secret(sandbox, deployer):
 
 
 def _chap_secret(sandbox, volume):
-    """The CHAP password Cinder generated for the volume's export."""
-    import sqlite3
-    db = glob.glob(os.path.join(sandbox.state_dir, '**', 'cinder*.sqlite'),
-                   recursive=True)
-    if not db:
-        pytest.skip('the CHAP password is only readable with SQLite')
-    with sqlite3.connect(db[0]) as conn:
-        row = conn.execute('SELECT provider_auth FROM volumes WHERE id=?',
-                           (volume['id'],)).fetchone()
+    """The CHAP password Cinder generated for the volume's export.
+
+    Read from Cinder's own database (SQLite or the private MariaDB), with
+    the connection string of the sandbox's cinder.conf.
+    """
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(os.path.join(sandbox.state_dir, 'etc', 'cinder.conf'))
+    engine = sqlalchemy.create_engine(conf['database']['connection'])
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sqlalchemy.text('SELECT provider_auth FROM volumes '
+                                'WHERE id = :id'),
+                {'id': volume['id']}).fetchone()
+    finally:
+        engine.dispose()
     assert row and row[0], 'the iSCSI export had no CHAP credentials'
     return row[0].split()[-1]
 
