@@ -55,6 +55,7 @@ pep8: venv
 	$(VENV)/bin/flake8 ipa_cinder tests
 
 genconfig: venv
+	mkdir -p etc/ipa-cinder
 	$(VENV)/bin/oslo-config-generator --namespace ipa_cinder --output-file etc/ipa-cinder/ipa-cinder.conf.sample
 
 releasenotes: venv
