@@ -104,8 +104,9 @@ class VolumeConnections(object):
         for device in self.connected_devices():
             if real == device:
                 return True
-            # Partitions: /dev/sdb2 of /dev/sdb; a name ending in a digit
-            # takes a "p": /dev/loop3p1 of /dev/loop3 (never /dev/loop31).
+            # Partitions: "<disk>2" of a disk whose name ends in a letter;
+            # a name ending in a digit takes a "p": /dev/loop3p1 of
+            # /dev/loop3 (never /dev/loop31).
             if not real.startswith(device) or real == device:
                 continue
             rest = real[len(device):]
