@@ -277,10 +277,17 @@ class NodeVolumes(object):
                 'boot': target.boot_index == 0})
         except agent_commands.AgentCommandError as e:
             raise _fail(self.node, volume_id, e)
-        if attachment.get('status') != 'attached':
-            self.cinder.complete_attachment(attachment['id'],
-                                            volume_id=volume_id)
-        self._write_target_properties(target, info)
+        try:
+            if attachment.get('status') != 'attached':
+                self.cinder.complete_attachment(attachment['id'],
+                                                volume_id=volume_id)
+            self._write_target_properties(target, info)
+        except Exception:
+            # This target is not in the caller's list of done ones yet:
+            # undo its agent connection here, the rollback does the rest.
+            self._disconnect_on_agent(volume_id, attachment['id'])
+            self._clear_target_properties(target)
+            raise
         return target, attachment, result
 
     def _write_target_properties(self, target, info):
