@@ -13,12 +13,15 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test unit functional bench venv system-deps pep8 genconfig releasenotes clean
 
-$(VENV)/.installed: requirements.txt test-requirements.txt constraints.txt setup.cfg
+# The product (both extras) and the sandbox, a distribution of its own that
+# is never shipped (ipa_cinder_sandbox/pyproject.toml), both editable.
+$(VENV)/.installed: requirements.txt test-requirements.txt constraints.txt setup.cfg ipa_cinder_sandbox/pyproject.toml
 	@echo "==> creating $(VENV) with the pinned stack (about 1-2 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -U -c constraints.txt pip setuptools wheel
 	$(PIP) install -q -c constraints.txt -r requirements.txt -r test-requirements.txt
 	$(PIP) install -q -c constraints.txt --no-deps -e .
+	$(PIP) install -q -c constraints.txt --no-deps --no-build-isolation -e ./ipa_cinder_sandbox
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -43,7 +46,7 @@ test: system-deps
 	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
 
 demo: system-deps
-	$(VENV)/bin/python -W ignore -m ipa_cinder.sandbox.demo
+	$(VENV)/bin/python -W ignore -m ipa_cinder_sandbox.demo
 
 # Figures, not a gate: Cinder calls per attach/detach and the attach step's
 # duration for 1 and 4 volumes, measured in one run (about 5 minutes).
@@ -52,7 +55,7 @@ bench: system-deps
 	$(VENV)/bin/python -W ignore -m tests.benchmarks.bench_attach --output bench-attach.json $(BENCH_ARGS)
 
 pep8: venv
-	$(VENV)/bin/flake8 ipa_cinder tests
+	$(VENV)/bin/flake8 ipa_cinder ipa_cinder_sandbox tests
 
 genconfig: venv
 	mkdir -p etc/ipa-cinder

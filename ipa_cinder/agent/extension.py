@@ -39,11 +39,12 @@ from ironic_python_agent.metrics_lib import metrics_utils
 from oslo_log import log
 from oslo_utils import strutils
 
-from ipa_cinder.agent import brick
-from ipa_cinder.agent import connections
-from ipa_cinder.agent import registry
-from ipa_cinder import connection
-from ipa_cinder import log_filter
+from ipa_cinder.common import connection
+from ipa_cinder.common import log_filter
+from ipa_cinder.common import secrets
+from ipa_cinder import exception
+from ipa_cinder.host import brick
+from ipa_cinder.host import connections
 
 LOG = log.getLogger(__name__)
 METRICS = metrics_utils.get_metrics_logger(__name__)
@@ -56,7 +57,7 @@ def _bool(name, value):
         return strutils.bool_from_string(value, strict=True)
     except ValueError:
         raise errors.InvalidCommandParamsError(
-            '%s must be a boolean, got %r' % (name, connection.mask(value)))
+            '%s must be a boolean, got %r' % (name, secrets.mask(value)))
 
 
 def _unknown(command, extra):
@@ -71,8 +72,8 @@ def _validate_connect(self, volume_id=None, attachment_id=None,
                       multipath=False, **extra):
     _unknown('cinder.connect_volume', extra)
     try:
-        registry.check_uuid(volume_id, 'volume_id')
-        registry.check_uuid(attachment_id, 'attachment_id')
+        connection.check_uuid(volume_id, 'volume_id')
+        connection.check_uuid(attachment_id, 'attachment_id')
         connection.validate_mode(mode, volume_id)
         connection.validate_connection_info(connection_info, volume_id)
     except ValueError as e:
@@ -90,9 +91,9 @@ def _validate_disconnect(self, volume_id=None, attachment_id=None,
             'cinder.disconnect_volume needs volume_id or attachment_id')
     try:
         if volume_id is not None:
-            registry.check_uuid(volume_id, 'volume_id')
+            connection.check_uuid(volume_id, 'volume_id')
         if attachment_id is not None:
-            registry.check_uuid(attachment_id, 'attachment_id')
+            connection.check_uuid(attachment_id, 'attachment_id')
     except ValueError as e:
         raise errors.InvalidCommandParamsError(str(e))
     _bool('force', force)
@@ -135,12 +136,12 @@ class CinderExtension(base.BaseAgentExtension):
             return brick.get_connector(host, ip=self._advertised_ip(),
                                        multipath=multipath,
                                        enforce_multipath=enforce_multipath)
-        except brick.NoStorageIdentity as e:
+        except exception.NoStorageIdentity as e:
             raise errors.CommandExecutionError(str(e))
         except Exception as e:
             raise errors.CommandExecutionError(
                 '%scannot read the storage connector: %s'
-                % (_node_prefix(), log_filter.scrub(str(e))))
+                % (_node_prefix(), secrets.safe_text(e)))
 
     @base.async_command('connect_volume', _validate_connect)
     @METRICS.timer('CinderExtension.connect_volume')
@@ -153,8 +154,8 @@ class CinderExtension(base.BaseAgentExtension):
                 boot=_bool('boot', boot),
                 multipath=_bool('multipath', multipath),
                 node=_node_uuid())
-        except (connections.VolumeConnectionError, ValueError) as e:
-            raise errors.CommandExecutionError(str(e))
+        except (exception.VolumeConnectionError, ValueError) as e:
+            raise errors.CommandExecutionError(secrets.safe_text(e))
         return _public(record)
 
     @base.async_command('disconnect_volume', _validate_disconnect)
@@ -166,8 +167,9 @@ class CinderExtension(base.BaseAgentExtension):
             records = self.connections.disconnect(
                 volume_id=volume_id, attachment_id=attachment_id,
                 force=_bool('force', force))
-        except (connections.VolumeConnectionError, ValueError) as e:
-            raise errors.CommandExecutionError('%s%s' % (_node_prefix(), e))
+        except (exception.VolumeConnectionError, ValueError) as e:
+            raise errors.CommandExecutionError(
+                '%s%s' % (_node_prefix(), secrets.safe_text(e)))
         return {'disconnected': [_public(r) for r in records]}
 
     @base.sync_command('list_connections')
@@ -184,4 +186,4 @@ def _public(record):
     info = record.get('connection_info') or {}
     shown['driver_volume_type'] = info.get(
         'driver_volume_type', record.get('driver_volume_type'))
-    return connection.mask(shown)
+    return secrets.mask(shown)

@@ -29,10 +29,10 @@ from ironic_python_agent import errors
 from ironic_python_agent import hardware
 from oslo_log import log
 
-from ipa_cinder.agent import brick
-from ipa_cinder.agent import connections
 from ipa_cinder.agent import os_config
-from ipa_cinder import log_filter
+from ipa_cinder.common import log_filter
+from ipa_cinder.host import brick
+from ipa_cinder.host import connections
 
 LOG = log.getLogger(__name__)
 

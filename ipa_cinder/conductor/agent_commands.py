@@ -15,13 +15,10 @@ from ironic.common import exception as ironic_exc
 from ironic.drivers.modules import agent_client
 from oslo_log import log
 
-from ipa_cinder import connection
+from ipa_cinder.common import secrets
+from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
-
-
-class AgentCommandError(RuntimeError):
-    """The agent refused or failed a ``cinder.*`` command."""
 
 
 def run(task, name, params=None):
@@ -37,8 +34,8 @@ def run(task, name, params=None):
         result = client._command(task.node, method=name,
                                  params=params or {}, wait=True)
     except ironic_exc.IronicException as e:
-        raise AgentCommandError('agent command %s failed: %s'
-                                % (name, connection.mask_text(str(e))))
+        raise exception.AgentCommandError(
+            'agent command %s failed: %s' % (name, secrets.safe_text(e)))
     status = result.get('command_status')
     if status != 'SUCCEEDED':
         error = result.get('command_error') or {}
@@ -46,7 +43,7 @@ def run(task, name, params=None):
             reason = error.get('details') or error.get('message') or error
         else:
             reason = error
-        raise AgentCommandError('agent command %s %s: %s'
-                                % (name, (status or 'failed').lower(),
-                                   connection.mask_text(str(reason))))
+        raise exception.AgentCommandError(
+            'agent command %s %s: %s' % (name, (status or 'failed').lower(),
+                                         secrets.safe_text(reason)))
     return result.get('command_result') or {}

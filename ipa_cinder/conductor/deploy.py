@@ -45,10 +45,11 @@ from ironic.drivers.modules import agent
 from ironic.drivers.modules import deploy_utils
 from oslo_log import log
 
-from ipa_cinder import cinder as cinder_mod
+from ipa_cinder.common import log_filter
 from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import cinder_session
 from ipa_cinder.conductor import volumes
-from ipa_cinder import log_filter
+from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
 METRICS = metrics_utils.get_metrics_logger(__name__)
@@ -72,7 +73,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         log_filter.install()
 
     def _cinder(self, task):
-        return cinder_mod.ironic_client(task.context, node=task.node.uuid)
+        return cinder_session.cinder_client(task.context, node=task.node.uuid)
 
     @METRICS.timer('CinderAgentDeploy.validate')
     def validate(self, task):
@@ -116,7 +117,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
             return
         try:
             connector = agent_commands.run(task, 'cinder.get_connector')
-        except agent_commands.AgentCommandError as e:
+        except exception.AgentCommandError as e:
             raise ironic_exc.InstanceDeployFailure(
                 'Node %s: cannot get the storage connector from the agent: '
                 '%s' % (node.uuid, e))
@@ -126,7 +127,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         try:
             done = volumes.NodeVolumes(task, self._cinder(task)).attach_all(
                 connector)
-        except (volumes.VolumeAttachError, cinder_mod.CinderError) as e:
+        except (exception.VolumeAttachError, exception.CinderError) as e:
             raise ironic_exc.InstanceDeployFailure(str(e))
         boot = deploy_utils.get_remote_boot_volume(task)
         node.set_driver_internal_info('boot_from_volume', boot.uuid)
@@ -189,7 +190,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         try:
             deleted = volumes.NodeVolumes(
                 task, self._cinder(task)).delete_all()
-        except (volumes.VolumeAttachError, cinder_mod.CinderError) as e:
+        except (exception.VolumeAttachError, exception.CinderError) as e:
             raise ironic_exc.StorageError(str(e))
         LOG.info('Node %(node)s: deleted %(count)d Cinder attachment(s)',
                  {'node': task.node.uuid, 'count': len(deleted)})
@@ -208,7 +209,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         node = task.node
         try:
             gone = volumes.NodeVolumes(task, None).disconnect_on_agent()
-        except agent_commands.AgentCommandError as e:
+        except exception.AgentCommandError as e:
             raise ironic_exc.NodeCleaningFailure(
                 node=node.uuid, reason='cannot disconnect volumes on the '
                 'agent: %s' % e)

@@ -24,10 +24,12 @@ from ironic.common import exception as ironic_exc
 from ironic import objects
 from oslo_log import log
 
-from ipa_cinder import cinder as cinder_mod
+from ipa_cinder.common import cinder_client
+from ipa_cinder.common import connection
+from ipa_cinder.common import log_filter
+from ipa_cinder.common import secrets
 from ipa_cinder.conductor import agent_commands
-from ipa_cinder import connection
-from ipa_cinder import log_filter
+from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
 
@@ -41,19 +43,8 @@ _CONNECTOR_TYPES = (('initiator', 'iqn'), ('ip', 'ip'), ('wwpns', 'wwpn'),
 _ATTACHABLE = ('available', 'in-use', 'reserved', 'attaching')
 
 
-class VolumeAttachError(RuntimeError):
-    """Attaching or detaching a node's volume failed.
-
-    The message names the node and the volume and carries no secret.
-    """
-
-
 def _fail(node, volume_id, reason):
-    where = 'node %s' % node.uuid
-    if volume_id:
-        where += ', volume %s' % volume_id
-    return VolumeAttachError('%s: %s' % (where, connection.mask_text(
-        log_filter.scrub(str(reason)))))
+    return exception.VolumeAttachError(node.uuid, volume_id, reason)
 
 
 def sorted_targets(task):
@@ -111,7 +102,7 @@ class NodeVolumes(object):
     """Attach and detach the Cinder volumes of one node.
 
     :param task: a TaskManager holding an exclusive lock on the node.
-    :param cinder: a :class:`ipa_cinder.cinder.CinderClient`.
+    :param cinder: a :class:`ipa_cinder.common.cinder_client.CinderClient`.
     """
 
     def __init__(self, task, cinder):
@@ -149,7 +140,7 @@ class NodeVolumes(object):
             raise _fail(self.node, volume_id,
                         'the volume is %s; it must be available (or in-use '
                         'and multiattach) to be attached' % status)
-        project = cinder_mod.volume_project_id(volume)
+        project = cinder_client.volume_project_id(volume)
         owners = [p for p in (self.node.owner, self.node.lessee) if p]
         if owners and project not in owners:
             raise _fail(self.node, volume_id,
@@ -180,7 +171,7 @@ class NodeVolumes(object):
                     recorded['attachment_id'], volume_id=volume_id)
                 if attachment.get('instance') in (None, self.node.uuid):
                     return attachment
-            except cinder_mod.CinderNotFound:
+            except exception.CinderNotFound:
                 LOG.info('Node %(node)s: recorded attachment %(att)s of '
                          'volume %(vol)s is gone from Cinder',
                          {'node': self.node.uuid, 'vol': volume_id,
@@ -222,9 +213,9 @@ class NodeVolumes(object):
         except Exception as e:
             LOG.error('Node %(node)s: attaching volumes failed, rolling '
                       'back: %(err)s', {'node': self.node.uuid,
-                                        'err': log_filter.scrub(str(e))})
+                                        'err': secrets.safe_text(e)})
             self._rollback(done, created)
-            if isinstance(e, VolumeAttachError):
+            if isinstance(e, exception.VolumeAttachError):
                 raise
             volume_id = getattr(e, 'volume', None)
             raise _fail(self.node, volume_id, e)
@@ -253,7 +244,7 @@ class NodeVolumes(object):
                     protocol=target.volume_type)
         info = connection.from_attachment(
             attachment.get('connection_info') or {})
-        log_filter.remember(info)
+        secrets.remember(info)
         entry = {'attachment_id': attachment['id'], 'target': target.uuid,
                  'mode': mode, 'properties': sorted((info.get('data')
                                                      or {}).keys())}
@@ -275,7 +266,7 @@ class NodeVolumes(object):
                 'volume_id': volume_id, 'attachment_id': attachment['id'],
                 'connection_info': info, 'mode': mode,
                 'boot': target.boot_index == 0})
-        except agent_commands.AgentCommandError as e:
+        except exception.AgentCommandError as e:
             raise _fail(self.node, volume_id, e)
         try:
             if attachment.get('status') != 'attached':
@@ -313,7 +304,7 @@ class NodeVolumes(object):
             try:
                 self.cinder.delete_attachment(attachment_id,
                                               volume_id=volume_id)
-            except cinder_mod.CinderError as e:
+            except exception.CinderError as e:
                 LOG.error('Node %(node)s: could not delete attachment '
                           '%(att)s of volume %(vol)s while rolling back: '
                           '%(err)s', {'node': self.node.uuid,
@@ -331,7 +322,7 @@ class NodeVolumes(object):
         try:
             agent_commands.run(self.task, 'cinder.disconnect_volume',
                                {'attachment_id': attachment_id})
-        except agent_commands.AgentCommandError as e:
+        except exception.AgentCommandError as e:
             LOG.error('Node %(node)s: the agent could not disconnect volume '
                       '%(vol)s: %(err)s', {'node': self.node.uuid,
                                            'vol': volume_id, 'err': e})
@@ -383,7 +374,7 @@ class NodeVolumes(object):
                 if self.cinder.delete_attachment(attachment_id,
                                                  volume_id=volume_id):
                     deleted.append(attachment_id)
-            except cinder_mod.CinderError as e:
+            except exception.CinderError as e:
                 errors.append(str(e))
         for target in self.task.volume_targets:
             self._clear_target_properties(target)

@@ -68,9 +68,9 @@ import tempfile
 import time
 import traceback
 
-from ipa_cinder.sandbox import device_broker
-from ipa_cinder.sandbox import handle as sandbox_handle
-from ipa_cinder.sandbox import rest
+from ipa_cinder_sandbox import device_broker
+from ipa_cinder_sandbox import handle as sandbox_handle
+from ipa_cinder_sandbox import rest
 
 ATTACH_STEP = 'cinder_attach_volumes'
 

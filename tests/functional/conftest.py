@@ -31,8 +31,8 @@ import time
 
 import pytest
 
-from ipa_cinder.sandbox import database as database_mod
-from ipa_cinder.sandbox import handle as sandbox_handle
+from ipa_cinder_sandbox import database as database_mod
+from ipa_cinder_sandbox import handle as sandbox_handle
 
 
 def _database():
@@ -58,7 +58,7 @@ def _state_dir():
 
 @pytest.fixture(scope='session')
 def sandbox():
-    """A running sandbox: an ipa_cinder.sandbox.handle.SandboxHandle."""
+    """A running sandbox: an ipa_cinder_sandbox.handle.SandboxHandle."""
     if os.geteuid() != 0:
         pytest.skip('the sandbox needs root (loop devices, tgtd)')
     port_base = int(os.environ.get('IPA_CINDER_FUNCTIONAL_PORT_BASE')

@@ -28,8 +28,11 @@ import openstack.connection
 from oslo_config import cfg
 import pytest
 
-from ipa_cinder import cinder
+from ipa_cinder.common import cinder_client as cinder
+from ipa_cinder.common import secrets as secrets_mod
+from ipa_cinder.conductor import cinder_session
 from ipa_cinder import conf as ipa_conf
+from ipa_cinder import exception
 
 
 @pytest.fixture
@@ -124,7 +127,7 @@ def test_delete_without_service_role_is_refused(sandbox, new_volume, client,
     conf.set_override('cinder_retry_attempts', 1, group='ipa_cinder')
     plain = cinder.CinderClient(sandbox.cinder_adapter(), node=node,
                                 service_role_header=False, conf=conf)
-    with pytest.raises(cinder.CinderUnavailable) as exc:
+    with pytest.raises(exception.CinderUnavailable) as exc:
         plain.delete_attachment(attachment['id'], volume_id=volume['id'])
     assert exc.value.status_code == 500
     assert 'X-Service-Roles' in str(exc.value)
@@ -140,12 +143,12 @@ def test_bad_connector_refused_without_leftover(sandbox, new_volume, client,
     volume = new_volume('iscsi')
     no_host = sandbox.connector('x')
     del no_host['host']
-    with pytest.raises(cinder.InvalidConnector, match='connector.host'):
+    with pytest.raises(exception.InvalidConnector, match='connector.host'):
         client.create_attachment(volume['id'], no_host, instance_uuid=node,
                                  mode='rw')
     no_initiator = sandbox.connector('host-%s' % node[:8])
     del no_initiator['initiator']
-    with pytest.raises(cinder.InvalidConnector,
+    with pytest.raises(exception.InvalidConnector,
                        match='connector.initiator') as exc:
         client.create_attachment(volume['id'], no_initiator,
                                  instance_uuid=node, protocol='iscsi')
@@ -167,7 +170,7 @@ def test_iscsi_secrets_masked(sandbox, new_volume, client, node, caplog):
         assert data['driver_volume_type'] == 'iscsi'
         secrets = [data[k] for k in ('auth_username', 'auth_password')]
         assert all(secrets)
-        masked = json.dumps(cinder.mask_secrets(attachment))
+        masked = json.dumps(secrets_mod.mask(attachment))
         for secret in secrets:
             assert secret not in masked
         assert data['target_iqn'] in masked
@@ -188,7 +191,7 @@ def test_second_rw_attach_refused_without_retry(sandbox, new_volume, client,
     other = str(uuid.uuid4())
     nodes.append(other)
     caplog.clear()
-    with pytest.raises(cinder.CinderBadRequest) as exc:
+    with pytest.raises(exception.CinderBadRequest) as exc:
         _attach(client, sandbox, volume, other, mode='rw')
     assert 'retrying' not in caplog.text  # 400 is never retried
     assert exc.value.status_code == 400
@@ -237,7 +240,7 @@ def test_ironic_client_noauth(sandbox, new_volume, node):
     for name, value in overrides.items():
         IRONIC_CONF.set_override(name, value, group='cinder')
     try:
-        client = cinder.ironic_client(None, node=node)
+        client = cinder_session.cinder_client(None, node=node)
         assert client.service_role_header is True
         volume = new_volume('local')
         attachment = _attach(client, sandbox, volume, node, mode='ro')
@@ -258,9 +261,9 @@ def test_volume_lookup(sandbox, new_volume, client, caplog):
     assert cinder.volume_project_id(by_id) == sandbox.project_id
     assert by_id['multiattach'] is False
     caplog.clear()
-    with pytest.raises(cinder.CinderNotFound):
+    with pytest.raises(exception.CinderNotFound):
         client.get_volume(str(uuid.uuid4()))
-    with pytest.raises(cinder.CinderNotFound):
+    with pytest.raises(exception.CinderNotFound):
         client.find_volume('no-such-volume-%s' % uuid.uuid4())
     assert 'retrying' not in caplog.text  # 404 is never retried
 
@@ -312,7 +315,7 @@ def test_api_down_too_long_bounded(sandbox, conf, node, caplog):
     thread = _restart_api_later(sandbox, 6)
     try:
         caplog.clear()
-        with pytest.raises(cinder.CinderUnavailable,
+        with pytest.raises(exception.CinderUnavailable,
                            match='cannot reach Cinder'):
             client.get_volume(str(uuid.uuid4()))
         # The time budget, not the attempts, ended the retries.

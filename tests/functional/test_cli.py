@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from ipa_cinder.sandbox import loopdev
+from ipa_cinder_sandbox import loopdev
 
 CLI = os.path.join(os.path.dirname(sys.executable), 'ipa-cinder')
 MiB = 1024 * 1024

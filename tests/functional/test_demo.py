@@ -12,14 +12,14 @@
 
 """``make demo``'s core, run against the session's sandbox.
 
-The demo's :func:`ipa_cinder.sandbox.demo.run` takes a running sandbox, so
+The demo's :func:`ipa_cinder_sandbox.demo.run` takes a running sandbox, so
 this runs exactly what ``make demo`` shows without a second sandbox, and
 checks what it reports.
 """
 
 import datetime
 
-from ipa_cinder.sandbox import demo
+from ipa_cinder_sandbox import demo
 
 
 def test_demo_reports_a_bfv_deploy(sandbox):

@@ -30,8 +30,12 @@ import requests
 from requests import adapters
 import testtools
 
-from ipa_cinder import cinder
+from ipa_cinder.common import cinder_client as cinder
+from ipa_cinder.common import cinder_transport
+from ipa_cinder.common import secrets
+from ipa_cinder.conductor import cinder_session
 from ipa_cinder import conf as ipa_conf
+from ipa_cinder import exception
 
 ENDPOINT = 'http://cinder.test:8776/v3'
 VOLUME = '2d4b3f02-6a3c-4c8f-9a51-9d3bd1a6c1a1'
@@ -188,7 +192,7 @@ class TestCreateAttachment(Base):
         self.assertNotIn('mode', self.body(post)['attachment'])
 
     def test_bad_mode(self):
-        self.assertRaises(cinder.InvalidInput,
+        self.assertRaises(exception.InvalidInput,
                           self.client().create_attachment, VOLUME,
                           CONNECTOR, mode='wo')
         self.assertEqual([], self.transport.sent)
@@ -196,7 +200,7 @@ class TestCreateAttachment(Base):
     def test_connector_without_host_refused_before_cinder(self):
         connector = dict(CONNECTOR)
         del connector['host']
-        exc = self.assertRaises(cinder.InvalidConnector,
+        exc = self.assertRaises(exception.InvalidConnector,
                                 self.client().create_attachment, VOLUME,
                                 connector, instance_uuid=NODE)
         self.assertIn('connector.host', str(exc))
@@ -207,7 +211,7 @@ class TestCreateAttachment(Base):
     def test_iscsi_connector_without_initiator_refused(self):
         connector = dict(CONNECTOR)
         del connector['initiator']
-        exc = self.assertRaises(cinder.InvalidConnector,
+        exc = self.assertRaises(exception.InvalidConnector,
                                 self.client().create_attachment, VOLUME,
                                 connector, protocol='iscsi')
         self.assertIn('connector.initiator', str(exc))
@@ -218,7 +222,7 @@ class TestCreateAttachment(Base):
         self.client().create_attachment(VOLUME, connector, protocol='local')
 
     def test_not_a_dict_connector(self):
-        self.assertRaises(cinder.InvalidConnector,
+        self.assertRaises(exception.InvalidConnector,
                           self.client().create_attachment, VOLUME, None)
 
     def test_retry_on_503_then_success(self):
@@ -280,7 +284,7 @@ class TestCreateAttachment(Base):
         self.transport.add('DELETE', '/attachments/%s' % ATT2, (200, None))
         self.conf.set_override('cinder_retry_attempts', 2,
                                group='ipa_cinder')
-        exc = self.assertRaises(cinder.CinderUnavailable,
+        exc = self.assertRaises(exception.CinderUnavailable,
                                 self.client().create_attachment, VOLUME,
                                 CONNECTOR, instance_uuid=NODE)
         self.assertEqual(500, exc.status_code)
@@ -293,7 +297,7 @@ class TestCreateAttachment(Base):
             'message': 'Invalid volume: Volume status must be available or '
                        'downloading to reserve, but the current status is '
                        'in-use.', 'code': 400}}))
-        exc = self.assertRaises(cinder.CinderBadRequest,
+        exc = self.assertRaises(exception.CinderBadRequest,
                                 self.client().create_attachment, VOLUME,
                                 CONNECTOR, instance_uuid=NODE)
         self.assertEqual(1, len(self.transport.calls('POST')))
@@ -306,7 +310,7 @@ class TestCreateAttachment(Base):
     def test_missing_volume(self):
         self.transport.add('POST', '/attachments', (404, {'itemNotFound': {
             'message': 'Volume %s could not be found.' % VOLUME}}))
-        self.assertRaises(cinder.CinderNotFound,
+        self.assertRaises(exception.CinderNotFound,
                           self.client().create_attachment, VOLUME, CONNECTOR)
         self.assertEqual(1, len(self.transport.calls('POST')))
 
@@ -314,10 +318,10 @@ class TestCreateAttachment(Base):
 class TestRetryPolicy(Base):
 
     def test_no_retry_on_4xx(self):
-        for status, error in ((400, cinder.CinderBadRequest),
-                              (403, cinder.CinderForbidden),
-                              (404, cinder.CinderNotFound),
-                              (409, cinder.CinderConflict)):
+        for status, error in ((400, exception.CinderBadRequest),
+                              (403, exception.CinderForbidden),
+                              (404, exception.CinderNotFound),
+                              (409, exception.CinderConflict)):
             self.transport.sent = []
             self.transport.script = {}
             self.transport.add('GET', '/attachments/%s' % ATT,
@@ -330,7 +334,7 @@ class TestRetryPolicy(Base):
         self.conf.set_override('cinder_retry_attempts', 3,
                                group='ipa_cinder')
         self.transport.add('GET', '/volumes/%s' % VOLUME, (504, None))
-        exc = self.assertRaises(cinder.CinderUnavailable,
+        exc = self.assertRaises(exception.CinderUnavailable,
                                 self.client().get_volume, VOLUME)
         self.assertEqual(3, len(self.transport.sent))
         self.assertIn('3 attempt(s)', str(exc))
@@ -343,7 +347,7 @@ class TestRetryPolicy(Base):
         self.conf.set_override('cinder_retry_attempts', 8,
                                group='ipa_cinder')
         self.transport.add('GET', '/volumes/%s' % VOLUME, (502, None))
-        self.assertRaises(cinder.CinderUnavailable,
+        self.assertRaises(exception.CinderUnavailable,
                           self.client().get_volume, VOLUME)
         self.assertEqual(7, len(self.sleeps))
         self.assertTrue(all(s <= 0.05 for s in self.sleeps), self.sleeps)
@@ -356,7 +360,7 @@ class TestRetryPolicy(Base):
         self.transport.add('GET', '/volumes/%s' % VOLUME, (503, None))
         client = self.client(sleep=time.sleep)
         start = time.monotonic()
-        self.assertRaises(cinder.CinderUnavailable, client.get_volume,
+        self.assertRaises(exception.CinderUnavailable, client.get_volume,
                           VOLUME)
         elapsed = time.monotonic() - start
         self.assertLess(elapsed, 0.3 + 0.2)
@@ -394,7 +398,7 @@ class TestRetryPolicy(Base):
                                group='ipa_cinder')
         self.transport.add('GET', '/volumes/%s' % VOLUME,
                            requests.exceptions.ConnectionError('refused'))
-        exc = self.assertRaises(cinder.CinderUnavailable,
+        exc = self.assertRaises(exception.CinderUnavailable,
                                 self.client().get_volume, VOLUME)
         self.assertIsNone(exc.status_code)
         self.assertIn('cannot reach Cinder after 2 attempt(s)', str(exc))
@@ -459,13 +463,13 @@ class TestDeleteAndComplete(Base):
         adapter = mock.Mock(spec=['auth', 'session'])
         adapter.auth = None
         adapter.session.auth = mock.Mock()  # e.g. a password plugin
-        self.assertFalse(cinder._uses_noauth(adapter))
+        self.assertFalse(cinder_transport.uses_noauth(adapter))
 
     def test_delete_500_hints_at_service_role(self):
         self.conf.set_override('cinder_retry_attempts', 1,
                                group='ipa_cinder')
         self.transport.add('DELETE', '/attachments/%s' % ATT, (500, None))
-        exc = self.assertRaises(cinder.CinderUnavailable,
+        exc = self.assertRaises(exception.CinderUnavailable,
                                 self.client().delete_attachment, ATT,
                                 volume_id=VOLUME)
         self.assertIn('X-Service-Roles', str(exc))
@@ -503,9 +507,9 @@ class TestQueries(Base):
                            (200, {'volumes': []}),
                            (200, {'volumes': [{'id': 'a', 'name': 'x'},
                                               {'id': 'b', 'name': 'x'}]}))
-        self.assertRaises(cinder.CinderNotFound,
+        self.assertRaises(exception.CinderNotFound,
                           self.client().find_volume, 'x')
-        exc = self.assertRaises(cinder.CinderConflict,
+        exc = self.assertRaises(exception.CinderConflict,
                                 self.client().find_volume, 'x')
         self.assertIn('a, b', str(exc))
 
@@ -513,20 +517,20 @@ class TestQueries(Base):
 class TestSecrets(Base):
 
     def test_mask_connection_info(self):
-        masked = cinder.mask_secrets(CONNECTION_INFO)
+        masked = secrets.mask(CONNECTION_INFO)
         self.assertNoSecret(json.dumps(masked))
         self.assertEqual('127.0.0.1:3260', masked['target_portal'])
         # The original is untouched.
         self.assertEqual('chapsecret42', CONNECTION_INFO['auth_password'])
         # Nested (legacy shape) too.
         nested = {'driver_volume_type': 'iscsi', 'data': CONNECTION_INFO}
-        self.assertNoSecret(json.dumps(cinder.mask_secrets(nested)))
+        self.assertNoSecret(json.dumps(secrets.mask(nested)))
 
     def test_mask_text(self):
         text = ('connection_info %s failed; auth_username=chapuser42 '
                 'auth_password=chapsecret42' % json.dumps(CONNECTION_INFO))
-        self.assertNoSecret(cinder.mask_secrets(text))
-        self.assertIn('target_portal', cinder.mask_secrets(text))
+        self.assertNoSecret(secrets.mask(text))
+        self.assertIn('target_portal', secrets.mask(text))
 
     def test_error_text_from_cinder_masked(self):
         message = ('Unable to create attachment for volume (connection '
@@ -535,7 +539,7 @@ class TestSecrets(Base):
                            (200, {'attachments': []}))
         self.transport.add('POST', '/attachments',
                            (400, {'badRequest': {'message': message}}))
-        exc = self.assertRaises(cinder.CinderBadRequest,
+        exc = self.assertRaises(exception.CinderBadRequest,
                                 self.client().create_attachment, VOLUME,
                                 CONNECTOR, instance_uuid=NODE)
         self.assertIn('Unable to create attachment', str(exc))
@@ -577,7 +581,7 @@ class TestIronicClient(testtools.TestCase):
         self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
                         group='cinder')
         context = mock.Mock(auth_token=None)
-        client = cinder.ironic_client(context, node=NODE)
+        client = cinder_session.cinder_client(context, node=NODE)
         self.assertIs(self.proxy, client.proxy)
         self.assertIsInstance(self.proxy.auth,
                               service_token.ServiceTokenAuthWrapper)
@@ -591,14 +595,14 @@ class TestIronicClient(testtools.TestCase):
                                       group='cinder')
         self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
                         group='cinder')
-        cinder.ironic_client(mock.Mock(auth_token='user-token'))
+        cinder_session.cinder_client(mock.Mock(auth_token='user-token'))
         self.assertIsNone(self.proxy.auth)
 
     def test_noauth(self):
         self.ironic_conf.set_override('auth_type', 'none', group='cinder')
         self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
                         group='cinder')
-        cinder.ironic_client(None)
+        cinder_session.cinder_client(None)
         self.assertIsNone(self.proxy.auth)
 
     def test_keystone_discovery_failure(self):
@@ -608,8 +612,8 @@ class TestIronicClient(testtools.TestCase):
         self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
                         group='cinder')
         self.get_client.side_effect = ks_exc.DiscoveryFailure('down')
-        exc = self.assertRaises(cinder.CinderUnavailable,
-                                cinder.ironic_client, None, node=NODE)
+        exc = self.assertRaises(exception.CinderUnavailable,
+                                cinder_session.cinder_client, None, node=NODE)
         self.assertIn(NODE, str(exc))
 
     def test_noauth_discovery_failure_uses_endpoint(self):
@@ -623,7 +627,7 @@ class TestIronicClient(testtools.TestCase):
             keystone, 'get_session'))
         self.useFixture(fixtures.MockPatchObject(
             keystone, 'get_endpoint', return_value=ENDPOINT))
-        client = cinder.ironic_client(None, node=NODE)
+        client = cinder_session.cinder_client(None, node=NODE)
         self.assertIsInstance(client.proxy, ks_adapter.Adapter)
         self.assertEqual(ENDPOINT, client.proxy.endpoint_override)
         self.assertTrue(client.service_role_header)

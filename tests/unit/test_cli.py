@@ -25,12 +25,16 @@ from unittest import mock
 from oslo_config import cfg
 import pytest
 
-from ipa_cinder.agent import connections
-from ipa_cinder import cinder
-from ipa_cinder import cli
-from ipa_cinder import cli_commands
-from ipa_cinder import cli_output
-from ipa_cinder import connection
+from ipa_cinder.host import connections
+from ipa_cinder.common import cinder_client as cinder
+from ipa_cinder.common import cinder_transport
+from ipa_cinder.common import secrets
+from ipa_cinder.conductor import cinder_session
+from ipa_cinder import exception
+from ipa_cinder.cli import shell as cli
+from ipa_cinder.cli import commands as cli_commands
+from ipa_cinder.cli import output as cli_output
+from ipa_cinder.common import connection
 
 PASSWORD = 'Chap-Secret-Password-4242'
 USERNAME = 'chap-user-name-77'
@@ -242,9 +246,9 @@ def test_mount_table_unescape():
 @pytest.mark.parametrize('exc,code', [
     (cli.CLIError('x', cli.EXIT_LOCAL), cli.EXIT_LOCAL),
     (cli.CLIError('x', cli.EXIT_NOT_ROOT), cli.EXIT_NOT_ROOT),
-    (cinder.CinderNotFound('gone', call='find_volume'), cli.EXIT_CINDER),
-    (cinder.CinderUnavailable('down'), cli.EXIT_CINDER),
-    (cinder.InvalidConnector('no host'), cli.EXIT_CINDER),
+    (exception.CinderNotFound('gone', call='find_volume'), cli.EXIT_CINDER),
+    (exception.CinderUnavailable('down'), cli.EXIT_CINDER),
+    (exception.InvalidConnector('no host'), cli.EXIT_CINDER),
     (connections.VolumeConnectionError('no'), cli.EXIT_LOCAL),
     (connection.InvalidConnectionInfo('data', 'bad'), cli.EXIT_LOCAL),
     (OSError(5, 'EIO'), cli.EXIT_LOCAL),

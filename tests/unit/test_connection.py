@@ -12,7 +12,9 @@
 
 import pytest
 
-from ipa_cinder import connection
+from ipa_cinder.common import connection
+from ipa_cinder.common import secrets
+from ipa_cinder import exception
 
 VOLUME = '5c8b3b5e-8a36-4b48-9a3c-6f0c1c2f7f10'
 PASSWORD = 'Chap-Pass-0123456789'
@@ -63,32 +65,32 @@ class TestValidateConnectionInfo(object):
          'data.target_portal'),
     ])
     def test_invalid(self, info, field):
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connection_info(info, VOLUME)
         assert exc.value.field == field
         assert VOLUME in str(exc.value)
         assert field in str(exc.value)
 
     def test_lun_not_a_number(self):
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connection_info(
                 iscsi_info(target_lun='one'), VOLUME)
         assert exc.value.field == 'data.target_lun'
 
     def test_lun_bool_refused(self):
-        with pytest.raises(connection.InvalidConnectionInfo):
+        with pytest.raises(exception.InvalidConnectionInfo):
             connection.validate_connection_info(
                 iscsi_info(target_lun=True), VOLUME)
 
     def test_chap_without_password(self):
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connection_info(
                 iscsi_info(auth_password=''), VOLUME)
         assert exc.value.field == 'data.auth_username'
 
     def test_error_never_shows_password(self):
         info = iscsi_info(target_portal=['not', 'a', 'string'])
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connection_info(info, VOLUME)
         assert PASSWORD not in str(exc.value)
 
@@ -105,12 +107,12 @@ class TestValidateConnector(object):
         assert connection.validate_connector(connector, 'iscsi') is connector
 
     def test_host_required(self):
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connector({'initiator': 'iqn.x'})
         assert exc.value.field == 'connector.host'
 
     def test_iscsi_needs_initiator(self):
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_connector({'host': 'n'}, 'iscsi')
         assert exc.value.field == 'connector.initiator'
 
@@ -118,42 +120,42 @@ class TestValidateConnector(object):
         connection.validate_connector({'host': 'n'}, 'local')
 
     def test_not_a_dict(self):
-        with pytest.raises(connection.InvalidConnectionInfo):
+        with pytest.raises(exception.InvalidConnectionInfo):
             connection.validate_connector(['host'])
 
 
 class TestMask(object):
 
     def test_chap_credentials_masked_deeply(self):
-        masked = connection.mask({'connection_info': iscsi_info()})
+        masked = secrets.mask({'connection_info': iscsi_info()})
         data = masked['connection_info']['data']
-        assert data['auth_password'] == connection.MASK
-        assert data['auth_username'] == connection.MASK
+        assert data['auth_password'] == secrets.MASK
+        assert data['auth_username'] == secrets.MASK
         assert data['target_iqn'] == 'iqn.2010-10.org.openstack:volume-1'
         assert PASSWORD not in repr(masked)
 
     def test_any_secret_key(self):
-        masked = connection.mask({'discovery_auth_password': 'abcdef',
+        masked = secrets.mask({'discovery_auth_password': 'abcdef',
                                   'my_secret': 'abcdef',
                                   'keyring_secret_uuid': 'abcdef',
                                   'other': [{'password': 'abcdef'}]})
         assert 'abcdef' not in repr(masked)
 
     def test_text(self):
-        assert PASSWORD not in connection.mask('auth_password=%s' % PASSWORD)
+        assert PASSWORD not in secrets.mask('auth_password=%s' % PASSWORD)
 
     def test_original_untouched(self):
         info = iscsi_info()
-        connection.mask(info)
+        secrets.mask(info)
         assert info['data']['auth_password'] == PASSWORD
 
     def test_secret_values(self):
-        assert connection.secret_values(iscsi_info()) == {
+        assert secrets.secret_values(iscsi_info()) == {
             PASSWORD, 'chap-user-xyz'}
 
     def test_validate_mode(self):
         assert connection.validate_mode('ro') == 'ro'
-        with pytest.raises(connection.InvalidConnectionInfo) as exc:
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
             connection.validate_mode('rx', VOLUME)
         assert exc.value.field == 'mode'
 
@@ -161,7 +163,7 @@ class TestMask(object):
 def test_mask_text_usernames():
     text = ("{'target_lun': 1, 'auth_username': 'chap-u-1', "
             "'auth_password': 'pw-123456'} discovery_auth_username=du-2")
-    masked = connection.mask_text(text)
+    masked = secrets.mask_text(text)
     assert 'chap-u-1' not in masked and 'pw-123456' not in masked
     assert 'du-2' not in masked
     assert "'target_lun': 1" in masked

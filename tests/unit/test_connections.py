@@ -25,10 +25,12 @@ from oslo_concurrency import processutils
 from oslo_config import cfg
 import pytest
 
-from ipa_cinder.agent import brick
-from ipa_cinder.agent import connections
+from ipa_cinder.host import brick
+from ipa_cinder.host import connections
 from ipa_cinder.agent import hardware_manager
-from ipa_cinder.agent import registry
+from ipa_cinder.host import registry
+from ipa_cinder import exception
+from ipa_cinder.host import blockdev
 
 VOLUME = '1f6c2b9e-3b0e-4c59-8f6e-0d7d7a4b2c01'
 VOLUME2 = '2a7d3c0f-4c1f-4d6a-9a7f-1e8e8b5c3d02'
@@ -69,7 +71,7 @@ def test_connect_local_records_and_is_idempotent(conns, loop_device):
 def test_second_attachment_of_same_volume_refused(conns, loop_device):
     device, _backing = loop_device
     conns.connect(VOLUME, ATTACHMENT, local(device))
-    with pytest.raises(connections.VolumeConnectionError) as exc:
+    with pytest.raises(exception.VolumeConnectionError) as exc:
         conns.connect(VOLUME, ATTACHMENT2, local(device))
     assert ATTACHMENT in str(exc.value)
     assert len(conns.list()) == 1
@@ -78,7 +80,7 @@ def test_second_attachment_of_same_volume_refused(conns, loop_device):
 def test_one_boot_volume(conns, loop_device, tmp_path):
     device, _backing = loop_device
     conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
-    with pytest.raises(connections.VolumeConnectionError) as exc:
+    with pytest.raises(exception.VolumeConnectionError) as exc:
         conns.connect(VOLUME2, ATTACHMENT2, local(device), boot=True)
     assert 'boot volume' in str(exc.value)
 
@@ -86,7 +88,7 @@ def test_one_boot_volume(conns, loop_device, tmp_path):
 def test_read_only_sets_and_clears_kernel_flag(conns, loop_device):
     device, _backing = loop_device
     conns.connect(VOLUME, ATTACHMENT, local(device), mode='ro')
-    assert brick.is_read_only(device)
+    assert blockdev.is_read_only(device)
     with pytest.raises(OSError):
         fd = os.open(device, os.O_WRONLY)
         try:
@@ -94,7 +96,7 @@ def test_read_only_sets_and_clears_kernel_flag(conns, loop_device):
         finally:
             os.close(fd)
     conns.disconnect(volume_id=VOLUME)
-    assert not brick.is_read_only(device)
+    assert not blockdev.is_read_only(device)
     assert conns.list() == []
 
 
@@ -103,14 +105,14 @@ def test_disconnect_unknown_is_success(conns):
 
 
 def test_disconnect_needs_an_id(conns):
-    with pytest.raises(registry.InvalidIdentifier):
+    with pytest.raises(exception.InvalidIdentifier):
         conns.disconnect()
 
 
 def test_missing_device_refused_before_os_brick(conns):
     cfg.CONF.set_override('device_wait_timeout', 0.3, group='ipa_cinder')
     try:
-        with pytest.raises(connections.VolumeConnectionError) as exc:
+        with pytest.raises(exception.VolumeConnectionError) as exc:
             conns.connect(VOLUME, ATTACHMENT,
                           local('/dev/ipa-cinder-absent'))
     finally:
@@ -147,8 +149,13 @@ def test_recorded_device_gone_reconnects(conns, loop_device, state_dir):
 
 
 def test_iscsi_without_kernel_initiator_is_clear(conns):
-    with mock.patch('os.path.isdir', autospec=True, return_value=False):
-        with pytest.raises(connections.VolumeConnectionError) as exc:
+    real_isdir = os.path.isdir
+
+    def no_iscsi(path):
+        return False if str(path).startswith('/sys/') else real_isdir(path)
+
+    with mock.patch('os.path.isdir', autospec=True, side_effect=no_iscsi):
+        with pytest.raises(exception.VolumeConnectionError) as exc:
             conns.connect(VOLUME, ATTACHMENT, iscsi())
     message = str(exc.value)
     assert 'kernel iSCSI' in message and VOLUME in message
@@ -167,7 +174,7 @@ def test_iscsi_login_failure_masks_password(conns):
                            autospec=True), \
             mock.patch.object(brick_iscsi.ISCSIConnector, 'connect_volume',
                               autospec=True, side_effect=failure):
-        with pytest.raises(connections.VolumeConnectionError) as exc:
+        with pytest.raises(exception.VolumeConnectionError) as exc:
             conns.connect(VOLUME, ATTACHMENT, iscsi())
     assert PASSWORD not in str(exc.value)
     assert 'os-brick could not connect' in str(exc.value)
@@ -234,8 +241,8 @@ def test_reused_device_is_not_touched_on_disconnect(conns, loop_device,
     assert conns.list()[0]['present'] is False
     # Its read-only flag is not cleared, nothing is flushed: the record
     # alone goes.
-    brick.set_read_only(device, True)
+    blockdev.set_read_only(device, True)
     conns.disconnect(volume_id=VOLUME)
-    assert brick.is_read_only(device)
-    brick.set_read_only(device, False)
+    assert blockdev.is_read_only(device)
+    blockdev.set_read_only(device, False)
     assert conns.list() == []

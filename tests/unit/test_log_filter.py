@@ -15,7 +15,8 @@ import logging
 
 import pytest
 
-from ipa_cinder import log_filter
+from ipa_cinder.common import log_filter
+from ipa_cinder.common import secrets
 
 SECRET = 'Zq9-very-secret-chap'
 
@@ -36,7 +37,7 @@ def logger():
 
 def test_remembered_secret_masked_in_args(logger):
     log, stream = logger
-    log_filter.remember({'data': {'auth_password': SECRET}})
+    secrets.remember({'data': {'auth_password': SECRET}})
     log.debug('Executing command with args: %s',
               {'connection_info': {'data': {'x': 'pre' + SECRET + 'post'}}})
     assert SECRET not in stream.getvalue()
@@ -45,7 +46,7 @@ def test_remembered_secret_masked_in_args(logger):
 
 def test_secret_masked_in_traceback(logger):
     log, stream = logger
-    log_filter.remember({'auth_password': SECRET})
+    secrets.remember({'auth_password': SECRET})
     try:
         raise RuntimeError('iscsiadm failed for %s' % SECRET)
     except RuntimeError:
@@ -78,5 +79,5 @@ def test_install_is_idempotent(logger):
 
 
 def test_short_values_not_remembered():
-    log_filter.remember({'auth_password': 'ab'})
-    assert log_filter.scrub('table abc') == 'table abc'
+    secrets.remember({'auth_password': 'ab'})
+    assert secrets.scrub('table abc') == 'table abc'

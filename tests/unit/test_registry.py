@@ -15,7 +15,8 @@ import stat
 
 import pytest
 
-from ipa_cinder.agent import registry
+from ipa_cinder.host import registry
+from ipa_cinder import exception
 
 VOLUME = '0e0bb0a4-7e7b-4c4e-9d55-1f5b5d0b0a01'
 ATTACHMENT = '7c0a3a55-3f5a-4f0e-8e0c-2c2b8f8e6a02'
@@ -61,9 +62,9 @@ def test_secrets_never_on_disk_and_root_only(state_dir):
 @pytest.mark.parametrize('bad', ['../../etc/passwd', 'abc', None, 42])
 def test_ids_must_be_uuids(state_dir, bad):
     reg = registry.ConnectionRegistry()
-    with pytest.raises(registry.InvalidIdentifier):
+    with pytest.raises(exception.InvalidIdentifier):
         reg.save(record(attachment_id=bad))
-    with pytest.raises(registry.InvalidIdentifier):
+    with pytest.raises(exception.InvalidIdentifier):
         reg.get(bad)
 
 

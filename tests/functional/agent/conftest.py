@@ -13,7 +13,7 @@
 """A real, confined ironic-python-agent with no Ironic, for these tests.
 
 The agent may see only the loop devices created here, over sparse files
-created here (see ipa_cinder.sandbox.jail for how that is enforced).
+created here (see ipa_cinder_sandbox.jail for how that is enforced).
 """
 
 import os
@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ipa_cinder.sandbox import agent_process
+from ipa_cinder_sandbox import agent_process
 
 
 class LoopDevice(object):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from ipa_cinder.sandbox import device_broker
+from ipa_cinder_sandbox import device_broker
 
 OLD_INITIATOR = 'iqn.2000-01.org.example:image-default'
 

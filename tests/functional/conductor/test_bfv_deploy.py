@@ -22,8 +22,8 @@ import uuid
 import pytest
 import sqlalchemy
 
-from ipa_cinder import connection
-from ipa_cinder.sandbox import device_broker
+from ipa_cinder.common import connection
+from ipa_cinder_sandbox import device_broker
 from tests.functional.conductor import conftest as helpers
 
 

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from ipa_cinder.sandbox import loopdev
+from ipa_cinder_sandbox import loopdev
 
 MiB = 1024 * 1024
 

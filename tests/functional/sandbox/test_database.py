@@ -17,10 +17,10 @@ import subprocess
 
 import pytest
 
-from ipa_cinder.sandbox import cleanup
-from ipa_cinder.sandbox import database
-from ipa_cinder.sandbox import layout as layout_mod
-from ipa_cinder.sandbox import process
+from ipa_cinder_sandbox import cleanup
+from ipa_cinder_sandbox import database
+from ipa_cinder_sandbox import layout as layout_mod
+from ipa_cinder_sandbox import process
 
 
 @pytest.mark.skipif(not os.path.exists(database.MARIADBD),

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from ipa_cinder.sandbox import images
+from ipa_cinder_sandbox import images
 
 MiB = 1024 * 1024
 

@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 
-from ipa_cinder.sandbox import cleanup
-from ipa_cinder.sandbox import layout as layout_mod
-from ipa_cinder.sandbox import loopdev
-from ipa_cinder.sandbox import process
-from ipa_cinder.sandbox import sandbox as sandbox_mod
+from ipa_cinder_sandbox import cleanup
+from ipa_cinder_sandbox import layout as layout_mod
+from ipa_cinder_sandbox import loopdev
+from ipa_cinder_sandbox import process
+from ipa_cinder_sandbox import sandbox as sandbox_mod
 
 
 def _cli(*args):

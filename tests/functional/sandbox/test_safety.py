@@ -29,7 +29,7 @@ import uuid
 
 import pytest
 
-from ipa_cinder.sandbox import agent_process
+from ipa_cinder_sandbox import agent_process
 
 MiB = 1024 * 1024
 

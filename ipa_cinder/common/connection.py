@@ -1,0 +1,221 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Rules of Cinder connection info and connectors, and volume identifiers.
+
+Shared by the agent half, the conductor half and the command-line tool, so
+that the three agree on what a usable ``connection_info`` is.
+
+``connection_info`` is what Cinder returns in an attachment::
+
+    {"driver_volume_type": "iscsi",
+     "data": {"target_portal": "192.0.2.10:3260",
+              "target_iqn": "iqn.2010-10.org.openstack:volume-...",
+              "target_lun": 1,
+              "auth_method": "CHAP",
+              "auth_username": "...", "auth_password": "..."}}
+"""
+
+import copy
+import functools
+
+from oslo_utils import uuidutils
+
+from ipa_cinder.common import secrets
+from ipa_cinder import exception
+
+# Connector keys a storage protocol needs besides "host".
+_PROTOCOL_CONNECTOR_KEYS = {
+    'iscsi': ('initiator',),
+    'iser': ('initiator',),
+    'fibre_channel': ('wwpns',),
+    'nvmeof': ('nqn',),
+}
+
+VALID_MODES = ('rw', 'ro')
+
+# What each protocol needs in connection_info["data"] for os-brick to
+# connect it. A tuple lists alternatives: one of them is enough.
+_REQUIRED_DATA = {
+    'iscsi': [('target_portal', 'target_portals'),
+              ('target_iqn', 'target_iqns'),
+              ('target_lun', 'target_luns')],
+    'iser': [('target_portal', 'target_portals'),
+             ('target_iqn', 'target_iqns'),
+             ('target_lun', 'target_luns')],
+    'local': [('device_path',)],
+    'fibre_channel': [('target_wwn', 'initiator_target_map')],
+    'nvmeof': [('target_nqn',), ('target_portal', 'portals')],
+    'rbd': [('name',)],
+}
+
+_STRING_FIELDS = ('target_portal', 'target_iqn', 'device_path',
+                  'target_nqn', 'name', 'auth_method', 'auth_username',
+                  'auth_password')
+_LIST_FIELDS = ('target_portals', 'target_iqns', 'target_luns', 'portals')
+
+
+@functools.cache
+def known_protocols():
+    """Lower-case driver_volume_type names that os-brick can connect."""
+    # Imported on first use: the conductor and the Cinder client validate
+    # connectors without loading os-brick's connectors.
+    from os_brick.initiator import connector as brick_connector
+
+    return tuple(sorted(
+        p.lower() for p in brick_connector.get_connector_mapping()))
+
+
+def from_attachment(connection_info):
+    """The usual nested form of an attachment's ``connection_info``.
+
+    Cinder's attachments API returns it flat (the driver's data keys next
+    to ``driver_volume_type``); os-brick and this project use the nested
+    form ``{"driver_volume_type": ..., "data": {...}}``. Nested input is
+    returned as it is.
+    """
+    if not isinstance(connection_info, dict):
+        return connection_info
+    if isinstance(connection_info.get('data'), dict):
+        return connection_info
+    data = {k: v for k, v in connection_info.items()
+            if k != 'driver_volume_type'}
+    return {'driver_volume_type': connection_info.get('driver_volume_type'),
+            'data': data}
+
+
+def validate_mode(mode, volume_id=None):
+    if mode not in VALID_MODES:
+        raise exception.InvalidConnectionInfo(
+            'mode', 'must be one of %s, got %r'
+            % (', '.join(VALID_MODES), secrets.mask(mode)), volume_id)
+    return mode
+
+
+def validate_connection_info(connection_info, volume_id=None):
+    """Check that ``connection_info`` can be handed to os-brick.
+
+    :param connection_info: the attachment's connection info.
+    :param volume_id: the volume, named in errors.
+    :returns: a normalized deep copy: ``driver_volume_type`` lower-cased,
+        ``target_lun`` an int.
+    :raises: InvalidConnectionInfo naming the field at fault.
+    """
+    if not isinstance(connection_info, dict):
+        raise exception.InvalidConnectionInfo(
+            'connection_info', 'must be an object, got %s'
+            % type(connection_info).__name__, volume_id)
+    protocol = connection_info.get('driver_volume_type')
+    if not isinstance(protocol, str) or not protocol:
+        raise exception.InvalidConnectionInfo(
+            'driver_volume_type', 'missing or not a string', volume_id)
+    protocol = protocol.lower()
+    if protocol not in known_protocols():
+        raise exception.InvalidConnectionInfo(
+            'driver_volume_type', 'unknown type %r; os-brick knows: %s'
+            % (protocol, ', '.join(known_protocols())), volume_id)
+    data = connection_info.get('data')
+    if not isinstance(data, dict):
+        raise exception.InvalidConnectionInfo(
+            'data', 'missing or not an object', volume_id)
+
+    _check_data(protocol, data, volume_id)
+    normalized = copy.deepcopy(connection_info)
+    normalized['driver_volume_type'] = protocol
+    _normalize_data(protocol, normalized['data'], volume_id)
+    return normalized
+
+
+def _check_data(protocol, data, volume_id):
+    """Required keys of the protocol present, known keys of the right type."""
+    for alternatives in _REQUIRED_DATA.get(protocol, ()):
+        if not any(data.get(name) not in (None, '', [])
+                   for name in alternatives):
+            raise exception.InvalidConnectionInfo(
+                'data.' + alternatives[0],
+                'required for %s volumes%s' % (
+                    protocol,
+                    ' (or data.%s)' % ', data.'.join(alternatives[1:])
+                    if len(alternatives) > 1 else ''),
+                volume_id)
+
+    for names, kind, label in ((_STRING_FIELDS, str, 'a string'),
+                               (_LIST_FIELDS, list, 'a list')):
+        for name in names:
+            value = data.get(name)
+            if value is not None and not isinstance(value, kind):
+                raise exception.InvalidConnectionInfo(
+                    'data.' + name, 'must be %s, got %s'
+                    % (label, type(value).__name__), volume_id)
+
+
+def _normalize_data(protocol, ndata, volume_id):
+    """Make ``target_lun`` an int; check paths and CHAP (in place)."""
+    if 'target_lun' in ndata and ndata['target_lun'] is not None:
+        lun = ndata['target_lun']
+        if isinstance(lun, bool) or not isinstance(lun, (int, str)):
+            raise exception.InvalidConnectionInfo(
+                'data.target_lun', 'must be an integer, got %s'
+                % type(lun).__name__, volume_id)
+        try:
+            ndata['target_lun'] = int(lun)
+        except ValueError:
+            raise exception.InvalidConnectionInfo(
+                'data.target_lun', 'must be an integer, got %r' % lun,
+                volume_id)
+    if protocol == 'local' and not ndata['device_path'].startswith('/'):
+        raise exception.InvalidConnectionInfo(
+            'data.device_path', 'must be an absolute path, got %r'
+            % ndata['device_path'], volume_id)
+    if (str(ndata.get('auth_method', '')).upper() == 'CHAP'
+            and not (ndata.get('auth_username')
+                     and ndata.get('auth_password'))):
+        raise exception.InvalidConnectionInfo(
+            'data.auth_username', 'CHAP needs both a user name and a '
+            'password', volume_id)
+
+
+def validate_connector(connector, protocol=None):
+    """Check a connector before it is sent to Cinder.
+
+    Cinder takes a lock on ``connector["host"]`` (its drivers key exports
+    on it) and answers 500, leaving a reserved attachment behind, when an
+    iSCSI connector has no initiator: both are refused here instead, as is
+    a connector missing what its protocol needs.
+
+    :param connector: the connector (from os-brick get_connector_properties).
+    :param protocol: the driver_volume_type the volume will use, if known.
+    :raises: InvalidConnectionInfo naming the missing field.
+    """
+    if not isinstance(connector, dict) or not connector:
+        raise exception.InvalidConnectionInfo(
+            'connector', 'must be a non-empty object, got %s'
+            % type(connector).__name__)
+    if not isinstance(connector.get('host'), str) or not connector['host']:
+        raise exception.InvalidConnectionInfo('connector.host', 'missing')
+    for key in _PROTOCOL_CONNECTOR_KEYS.get((protocol or '').lower(), ()):
+        if not connector.get(key):
+            raise exception.InvalidConnectionInfo(
+                'connector.' + key, 'required for %s volumes (the node\'s '
+                'identity for that protocol)' % protocol)
+    return connector
+
+
+def check_uuid(value, field):
+    """Refuse anything but a UUID (volume and attachment ids name files).
+
+    :raises: InvalidIdentifier naming the field.
+    """
+    if not isinstance(value, str) or not uuidutils.is_uuid_like(value):
+        raise exception.InvalidIdentifier(
+            '%s must be a UUID, got %r' % (field, secrets.mask(value)))
+    return value
