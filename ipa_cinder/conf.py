@@ -68,6 +68,13 @@ cinder_opts = [
                  help='Delay before the first retry of a Cinder API call, '
                       'in seconds; doubled for every further retry, with '
                       'random jitter.'),
+    cfg.FloatOpt('cinder_request_timeout',
+                 default=60.0, min=1,
+                 help='Longest wait, in seconds, for one answer of the '
+                      'Cinder API; a request that takes longer counts as a '
+                      'connection failure (retried within '
+                      'cinder_retry_max_time). Applies whatever the session '
+                      'says (Ironic\'s [cinder] timeout has no default).'),
     cfg.FloatOpt('cinder_retry_max_delay',
                  default=10.0, min=0,
                  help='Longest delay between two attempts of a Cinder API '
@@ -75,9 +82,21 @@ cinder_opts = [
 ]
 
 
+conductor_opts = [
+    cfg.IntOpt('attach_concurrency',
+               default=4, min=1, max=32,
+               help='How many of a node\'s volumes the conductor prepares '
+                    'in Cinder at the same time (volume checks, attachment '
+                    'create and complete) during cinder_attach_volumes. '
+                    'The agent still connects them one after the other. 1 '
+                    'attaches one volume after another.'),
+]
+
+
 def register_opts(conf):
     conf.register_opts(agent_opts, group=GROUP)
     conf.register_opts(cinder_opts, group=GROUP)
+    conf.register_opts(conductor_opts, group=GROUP)
 
 
 CONF = cfg.CONF
@@ -86,4 +105,4 @@ register_opts(CONF)
 
 def list_opts():
     """Options of ipa-cinder, for oslo-config-generator."""
-    return [(GROUP, agent_opts + cinder_opts)]
+    return [(GROUP, agent_opts + cinder_opts + conductor_opts)]

@@ -22,6 +22,17 @@ mode="rw", boot=False, multipath=False)``
     Flush and disconnect; unknown volumes are a success.
 ``cinder.list_connections()``
     What this node has connected (recorded on disk, survives a restart).
+``cinder.configure_boot(initiator=None)``
+    The node side of the ``cinder_configure_boot`` deploy step: write the
+    initiator name into the OS on the boot volume (default: this node's
+    connector's).
+``cinder.disconnect_all()``
+    The node side of the ``cinder_disconnect_volumes`` deploy step: flush
+    and disconnect every connected volume; the attachments stay.
+
+The conductor runs every command synchronously from its own deploy steps,
+so none of them costs a heartbeat, and the hardware manager reports no
+deploy step: deploys of other interfaces never run any of this.
 
 Bad parameters are refused before anything runs, with HTTP 400 and a
 message naming the field; failures while connecting come back as a failed
@@ -39,6 +50,7 @@ from ironic_python_agent.metrics_lib import metrics_utils
 from oslo_log import log
 from oslo_utils import strutils
 
+from ipa_cinder.agent import os_config
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
@@ -97,6 +109,16 @@ def _validate_disconnect(self, volume_id=None, attachment_id=None,
     except ValueError as e:
         raise errors.InvalidCommandParamsError(str(e))
     _bool('force', force)
+
+
+def _validate_configure_boot(self, initiator=None, **extra):
+    _unknown('cinder.configure_boot', extra)
+    if initiator is not None:
+        try:
+            connection.validate_initiator(initiator)
+        except ValueError as e:
+            raise errors.InvalidCommandParamsError(
+                '%s%s' % (_node_prefix(), e))
 
 
 def _node_uuid():
@@ -178,6 +200,53 @@ class CinderExtension(base.BaseAgentExtension):
         """Every connection this node has recorded."""
         return {'connections': [_public(r)
                                 for r in self.connections.list()]}
+
+    @base.sync_command('configure_boot', _validate_configure_boot)
+    @METRICS.timer('CinderExtension.configure_boot')
+    def configure_boot(self, initiator=None):
+        """Set the initiator name of the OS on the boot volume.
+
+        The OS must log in with the identity Cinder granted: the
+        connector's initiator. Skipped (and said in the log) when no boot
+        volume is connected, there is no initiator, or the OS has no
+        open-iscsi configuration to edit.
+        """
+        record = self.connections.boot_connection()
+        if record is None:
+            LOG.info('cinder_configure_boot: no boot volume connected, '
+                     'nothing to configure')
+            return {'configured': False, 'reason': 'no boot volume'}
+        if initiator is None:
+            initiator = brick.get_connector(
+                _node_uuid() or socket.gethostname(),
+                ip=self._advertised_ip()).get('initiator')
+        if not initiator:
+            LOG.info('cinder_configure_boot: this node has no iSCSI '
+                     'initiator name, nothing to configure')
+            return {'configured': False, 'reason': 'no initiator'}
+        try:
+            result = os_config.set_initiator_name(record['device_path'],
+                                                  initiator)
+        except Exception as e:
+            raise errors.CommandExecutionError(
+                '%scannot set the initiator name on the boot volume %s: %s'
+                % (_node_prefix(), record['volume_id'],
+                   secrets.safe_text(e)))
+        result['volume_id'] = record['volume_id']
+        return result
+
+    @base.async_command('disconnect_all')
+    @METRICS.timer('CinderExtension.disconnect_all')
+    def disconnect_all(self):
+        """Flush and disconnect every volume; the attachments stay."""
+        try:
+            records = self.connections.disconnect_all()
+        except exception.VolumeConnectionError as e:
+            raise errors.CommandExecutionError(
+                '%s%s' % (_node_prefix(), secrets.safe_text(e)))
+        LOG.info('cinder_disconnect_volumes: disconnected %d volume(s)',
+                 len(records))
+        return {'disconnected': [r['volume_id'] for r in records]}
 
 
 def _public(record):

@@ -20,24 +20,21 @@ and it composes with it:
 * ``filter_device``: connected volumes (and their partitions) are removed
   from IPA's block device listings, which keeps them out of every cleaning
   erase and out of root device selection.
-* deploy steps ``cinder_configure_boot`` (70) and
-  ``cinder_disconnect_volumes`` (45) of the ``cinder-agent`` deploy
-  interface.
+
+It reports no deploy step: the node-side work of the ``cinder-agent`` deploy
+interface's steps runs as commands of the ``cinder`` extension, which the
+conductor calls synchronously. A ramdisk that carries this plugin deploys
+any other interface exactly as it would without it.
 """
 
 from ironic_python_agent import errors
 from ironic_python_agent import hardware
 from oslo_log import log
 
-from ipa_cinder.agent import os_config
 from ipa_cinder.common import log_filter
-from ipa_cinder.host import brick
 from ipa_cinder.host import connections
 
 LOG = log.getLogger(__name__)
-
-CONFIGURE_BOOT_PRIORITY = 70
-DISCONNECT_PRIORITY = 45
 
 
 class CinderHardwareManager(hardware.HardwareManager):
@@ -59,6 +56,15 @@ class CinderHardwareManager(hardware.HardwareManager):
         record = self.connections.boot_connection()
         if record is None or not record.get('device_path'):
             raise errors.IncompatibleHardwareMethodError()
+        if not self.connections.is_present(record):
+            # Never fall back to the generic manager here: it would pick a
+            # local disk and the image meant for the volume would land on
+            # it.
+            raise errors.DeviceNotFound(
+                'boot volume %s was connected as %s, but that device no '
+                'longer holds it (gone, or reused for something else); '
+                'reconnect the volume' % (record.get('volume_id'),
+                                          record['device_path']))
         LOG.info('Install device is the boot volume %s: %s',
                  record.get('volume_id'), record['device_path'])
         return record['device_path']
@@ -70,46 +76,3 @@ class CinderHardwareManager(hardware.HardwareManager):
                       'connected Cinder volume', device.name)
             return None
         raise errors.IncompatibleHardwareMethodError()
-
-    def get_deploy_steps(self, node, ports):
-        return [
-            {'step': 'cinder_configure_boot',
-             'priority': CONFIGURE_BOOT_PRIORITY,
-             'interface': 'deploy', 'reboot_requested': False,
-             'argsinfo': None},
-            {'step': 'cinder_disconnect_volumes',
-             'priority': DISCONNECT_PRIORITY,
-             'interface': 'deploy', 'reboot_requested': False,
-             'argsinfo': None},
-        ]
-
-    def cinder_configure_boot(self, node, ports):
-        """Set the initiator name of the OS on the boot volume.
-
-        The OS must log in with the identity Cinder granted: the
-        connector's initiator. Skipped (and said in the log) when no boot
-        volume is connected, the node has no initiator, or the OS has no
-        open-iscsi configuration to edit.
-        """
-        record = self.connections.boot_connection()
-        if record is None:
-            LOG.info('cinder_configure_boot: no boot volume connected, '
-                     'nothing to configure')
-            return {'configured': False, 'reason': 'no boot volume'}
-        connector = brick.get_connector(node['uuid'])
-        initiator = connector.get('initiator')
-        if not initiator:
-            LOG.info('cinder_configure_boot: this node has no iSCSI '
-                     'initiator name, nothing to configure')
-            return {'configured': False, 'reason': 'no initiator'}
-        result = os_config.set_initiator_name(record['device_path'],
-                                              initiator)
-        result['volume_id'] = record['volume_id']
-        return result
-
-    def cinder_disconnect_volumes(self, node, ports):
-        """Flush and disconnect every volume; the attachments stay."""
-        records = self.connections.disconnect_all()
-        LOG.info('cinder_disconnect_volumes: disconnected %d volume(s)',
-                 len(records))
-        return {'disconnected': [r['volume_id'] for r in records]}

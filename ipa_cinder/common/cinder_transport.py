@@ -199,7 +199,8 @@ class Transport(object):
         # log=False: keystoneauth would log answers at DEBUG level verbatim,
         # and attachments carry CHAP credentials.
         kwargs = {'microversion': microversion, 'raise_exc': False,
-                  'log': False}
+                  'log': False,
+                  'timeout': self._conf.ipa_cinder.cinder_request_timeout}
         for key, value in (('params', params), ('headers', headers)):
             if value:
                 kwargs[key] = value

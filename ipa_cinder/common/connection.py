@@ -27,6 +27,7 @@ that the three agree on what a usable ``connection_info`` is.
 
 import copy
 import functools
+import re
 
 from oslo_utils import uuidutils
 
@@ -42,6 +43,15 @@ _PROTOCOL_CONNECTOR_KEYS = {
 }
 
 VALID_MODES = ('rw', 'ro')
+
+#: The longest iSCSI name (RFC 3720, section 3.2.6.1).
+MAX_ISCSI_NAME_LENGTH = 223
+# iqn.yyyy-mm.reversed.domain[:anything], eui.<16 hex>, naa.<16 or 32 hex>;
+# no white space, no control characters (the name goes into files).
+_ISCSI_NAME = re.compile(
+    r'(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][-a-z0-9.]*(:[\x21-\x7e]*)?'
+    r'|eui\.[0-9a-f]{16}|naa\.(?:[0-9a-f]{16}|[0-9a-f]{32}))',
+    re.IGNORECASE)
 
 # What each protocol needs in connection_info["data"] for os-brick to
 # connect it. A tuple lists alternatives: one of them is enough.
@@ -219,3 +229,24 @@ def check_uuid(value, field):
         raise exception.InvalidIdentifier(
             '%s must be a UUID, got %r' % (field, secrets.mask(value)))
     return value
+
+
+def validate_initiator(initiator, field='initiator'):
+    """Check an iSCSI initiator name (iqn., eui. or naa. form).
+
+    :raises: InvalidConnectionInfo naming the field.
+    :returns: the name.
+    """
+    if not isinstance(initiator, str) or not initiator:
+        raise exception.InvalidConnectionInfo(
+            field, 'must be a non-empty string, got %s'
+            % type(initiator).__name__)
+    if len(initiator) > MAX_ISCSI_NAME_LENGTH:
+        raise exception.InvalidConnectionInfo(
+            field, 'longer than %d characters' % MAX_ISCSI_NAME_LENGTH)
+    if not _ISCSI_NAME.fullmatch(initiator):
+        raise exception.InvalidConnectionInfo(
+            field, 'not an iSCSI name (iqn.YYYY-MM.domain[:id], eui. or '
+            'naa. form): %r' % initiator)
+    return initiator
+

@@ -15,18 +15,24 @@
 A ``direct`` deploy with these steps (names and priorities are a
 contract, see the README):
 
-=====================================  ===  ==============================
-``deploy`` (inherited)                 100  boot the ramdisk, wait for it
-``cinder_attach_volumes``               90  conductor: attachments, agent
-                                            connections, target properties
-``write_image`` (inherited)             80  onto the boot volume; skipped
-                                            when there is no image_source
-``cinder_configure_boot`` (agent)       70  initiator name inside the OS
-``prepare_instance_boot``               60  boot interface (iPXE sanboot)
-``cinder_disconnect_volumes`` (agent)   45  flush, disconnect in ramdisk
-``tear_down_agent`` (inherited)         40
-``boot_instance`` (inherited)           20
-=====================================  ===  ==============================
+=============================  ===  ======================================
+``deploy`` (inherited)         100  boot the ramdisk, wait for it
+``cinder_attach_volumes``       90  attachments, agent connections, target
+                                    properties
+``write_image`` (inherited)     80  onto the boot volume; skipped when
+                                    there is no image_source
+``cinder_configure_boot``       70  initiator name inside the OS
+``prepare_instance_boot``       60  boot interface (iPXE sanboot)
+``cinder_disconnect_volumes``   45  flush, disconnect in the ramdisk
+``tear_down_agent`` (inherited)  40
+``boot_instance`` (inherited)   20
+=============================  ===  ======================================
+
+Every step is a conductor step. Steps 90, 70 and 45 do their node-side
+work through the agent's ``cinder`` extension, called synchronously (the
+agent API waits for the command), so none of them waits for a heartbeat,
+and the agent reports no deploy step of its own: deploys of other
+interfaces through the same ramdisk never run any of this.
 
 Undeploy deletes every attachment of the node (reconciled against Cinder)
 and keeps the operator's volume targets. The clean step
@@ -48,6 +54,7 @@ from oslo_log import log
 from ipa_cinder.common import log_filter
 from ipa_cinder.conductor import agent_commands
 from ipa_cinder.conductor import cinder_session
+from ipa_cinder.conductor import targets as targets_mod
 from ipa_cinder.conductor import volumes
 from ipa_cinder import exception
 
@@ -78,19 +85,46 @@ class CinderAgentDeploy(agent.AgentDeploy):
     @METRICS.timer('CinderAgentDeploy.validate')
     def validate(self, task):
         """Validate the node, its volume targets and (if any) its image."""
-        node = task.node
-        for target in task.volume_targets:
-            volumes.target_mode(node, target)
-        if task.volume_targets and not has_boot_volume(task):
-            raise ironic_exc.InvalidParameterValue(
-                'Node %s has volume targets but none with boot_index 0; '
-                'cinder-agent needs a boot volume' % node.uuid)
+        self._validate_volumes(task)
         if has_boot_volume(task) and not has_image(task):
             # The boot volume already holds an operating system: there is
             # no image to validate, only the agent's own requirements.
             agent.CustomAgentDeploy.validate(self, task)
             return
         super().validate(task)
+
+    @staticmethod
+    def _validate_volumes(task):
+        """Volume targets, storage and boot interfaces that can work."""
+        node = task.node
+        for target in task.volume_targets:
+            try:
+                targets_mod.target_mode(node, target)
+            except exception.VolumeAttachError as e:
+                raise ironic_exc.InvalidParameterValue(str(e))
+        if not task.volume_targets:
+            return
+        if node.storage_interface == 'cinder':
+            # Ironic's own cinder storage interface would attach the same
+            # volumes a second time, the legacy way, at every power on.
+            raise ironic_exc.InvalidParameterValue(
+                'Node %s: storage_interface "cinder" attaches volumes itself; '
+                'cinder-agent needs storage_interface "noop"' % node.uuid)
+        boot = deploy_utils.get_remote_boot_volume(task)
+        if boot is None:
+            raise ironic_exc.InvalidParameterValue(
+                'Node %s has volume targets but none with boot_index 0; '
+                'cinder-agent needs a boot volume' % node.uuid)
+        capabilities = getattr(task.driver.boot, 'capabilities', None) or ()
+        if (boot.volume_type.lower() == 'iscsi'
+                and node.boot_interface != 'fake'
+                and 'iscsi_volume_boot' not in capabilities):
+            raise ironic_exc.InvalidParameterValue(
+                'Node %(node)s: boot volume target %(target)s is iSCSI, but '
+                'boot interface "%(boot)s" cannot boot from iSCSI (use ipxe '
+                'or another interface with iscsi_volume_boot)'
+                % {'node': node.uuid, 'target': boot.uuid,
+                   'boot': node.boot_interface})
 
     def _update_instance_info(self, task):
         if has_boot_volume(task) and not has_image(task):
@@ -121,7 +155,10 @@ class CinderAgentDeploy(agent.AgentDeploy):
             raise ironic_exc.InstanceDeployFailure(
                 'Node %s: cannot get the storage connector from the agent: '
                 '%s' % (node.uuid, e))
-        volumes.record_connectors(task, connector)
+        owned = targets_mod.record_connectors(
+            task, connector,
+            node.driver_internal_info.get(volumes.CONNECTORS_KEY) or ())
+        node.set_driver_internal_info(volumes.CONNECTORS_KEY, owned)
         node.set_driver_internal_info(volumes.CONNECTOR_KEY, connector)
         node.save()
         try:
@@ -153,6 +190,34 @@ class CinderAgentDeploy(agent.AgentDeploy):
             return None
         return super().write_image(task)
 
+    @METRICS.timer('CinderAgentDeploy.cinder_configure_boot')
+    @base.deploy_step(priority=70)
+    @task_manager.require_exclusive_lock
+    def cinder_configure_boot(self, task):
+        """Give the OS on the boot volume the node's initiator name.
+
+        The OS logs in to its iSCSI target with the identity Cinder
+        granted: the initiator of the connector the attachments were made
+        for. The agent edits the written OS (no mount, nothing executed).
+        """
+        node = task.node
+        if not has_boot_volume(task):
+            return
+        connector = node.driver_internal_info.get(
+            volumes.CONNECTOR_KEY) or {}
+        try:
+            result = agent_commands.run(
+                task, 'cinder.configure_boot',
+                {'initiator': connector.get('initiator')})
+        except exception.AgentCommandError as e:
+            raise ironic_exc.InstanceDeployFailure(
+                'Node %s: cannot configure the OS on the boot volume: %s'
+                % (node.uuid, e))
+        LOG.info('Node %(node)s: boot configuration %(what)s (%(why)s)',
+                 {'node': node.uuid,
+                  'what': 'written' if result.get('configured')
+                  else 'left as it is', 'why': result.get('reason')})
+
     @METRICS.timer('CinderAgentDeploy.prepare_instance_boot')
     @base.deploy_step(priority=60)
     @task_manager.require_exclusive_lock
@@ -164,6 +229,29 @@ class CinderAgentDeploy(agent.AgentDeploy):
         # nothing to install, the boot interface boots the volume (iPXE
         # renders sanboot from the boot target's properties).
         task.driver.boot.prepare_instance(task)
+
+    @METRICS.timer('CinderAgentDeploy.cinder_disconnect_volumes')
+    @base.deploy_step(priority=45)
+    @task_manager.require_exclusive_lock
+    def cinder_disconnect_volumes(self, task):
+        """Flush and disconnect the volumes in the ramdisk.
+
+        The attachments stay: the deployed OS (or the firmware) logs in to
+        the volumes itself once the node boots.
+        """
+        node = task.node
+        if not (task.volume_targets or node.driver_internal_info.get(
+                volumes.ATTACHMENTS_KEY)):
+            return
+        try:
+            gone = volumes.NodeVolumes(task, None).disconnect_on_agent()
+        except exception.AgentCommandError as e:
+            raise ironic_exc.InstanceDeployFailure(
+                'Node %s: cannot disconnect volumes on the agent: %s'
+                % (node.uuid, e))
+        LOG.info('Node %(node)s: the agent disconnected %(count)d '
+                 'volume(s); the attachments stay for the deployed OS',
+                 {'node': node.uuid, 'count': len(gone)})
 
     @METRICS.timer('CinderAgentDeploy.tear_down')
     @task_manager.require_exclusive_lock
@@ -187,6 +275,14 @@ class CinderAgentDeploy(agent.AgentDeploy):
         return states.DELETED
 
     def _delete_attachments(self, task):
+        node = task.node
+        if not (task.volume_targets or node.driver_internal_info.get(
+                volumes.ATTACHMENTS_KEY)):
+            # Not a boot-from-volume node: nothing of it can be in Cinder,
+            # and a Cinder outage must not fail its undeploy or cleaning.
+            LOG.debug('Node %s has no volume targets and no recorded '
+                      'attachments: not asking Cinder', node.uuid)
+            return []
         try:
             deleted = volumes.NodeVolumes(
                 task, self._cinder(task)).delete_all()

@@ -14,14 +14,22 @@
 
 The node's attachments are remembered in ``driver_internal_info`` under
 ``cinder_attachments`` (volume id -> attachment id and what was written
-into the volume target), saved right after each creation so that a
-restarted conductor finds them. Cinder is the reference, though: every
-attach and detach also looks for attachments whose ``instance`` is the
-node, so nothing is created twice and nothing is left behind.
+into the volume target), saved as soon as they exist so that a restarted
+conductor finds them. Cinder is the reference, though: every attach and
+detach starts from ONE listing of the attachments whose ``instance`` is
+the node, so nothing is created twice and nothing is left behind.
+
+Attaching runs in three phases. Cinder work of each volume (checks,
+attachment create with the connector) runs concurrently, bounded by
+``[ipa_cinder] attach_concurrency``; the agent connects the volumes one
+after the other (IPA runs one command at a time); completing the
+attachments runs concurrently again. A fresh volume costs three Cinder
+requests (volume, create, complete) plus one listing per node. Any failure
+undoes everything this run created.
 """
 
-from ironic.common import exception as ironic_exc
-from ironic import objects
+from concurrent import futures
+
 from oslo_log import log
 
 from ipa_cinder.common import cinder_client
@@ -29,16 +37,17 @@ from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
 from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import targets as targets_mod
+from ipa_cinder import conf
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
+CONF = conf.CONF
 
 ATTACHMENTS_KEY = 'cinder_attachments'
 CONNECTOR_KEY = 'cinder_connector'
-
-# Ironic volume connector types for the identities of a connector.
-_CONNECTOR_TYPES = (('initiator', 'iqn'), ('ip', 'ip'), ('wwpns', 'wwpn'),
-                    ('wwnns', 'wwnn'))
+#: The volume connectors this interface created on the node.
+CONNECTORS_KEY = 'cinder_volume_connectors'
 
 _ATTACHABLE = ('available', 'in-use', 'reserved', 'attaching')
 
@@ -47,55 +56,18 @@ def _fail(node, volume_id, reason):
     return exception.VolumeAttachError(node.uuid, volume_id, reason)
 
 
-def sorted_targets(task):
-    """The node's volume targets, boot volume (index 0) first."""
-    return sorted(task.volume_targets, key=lambda t: t.boot_index)
+class _Prepared(object):
+    """One volume target on its way to being attached."""
 
-
-def target_mode(node, target):
-    mode = (target.properties or {}).get('attach_mode', 'rw')
-    if mode not in connection.VALID_MODES:
-        raise _fail(node, target.volume_id,
-                    'volume target %s: properties/attach_mode must be rw or '
-                    'ro, got %r' % (target.uuid, mode))
-    return mode
-
-
-def record_connectors(task, connector):
-    """Record the connector's identities as the node's volume connectors.
-
-    Existing connectors of the node are kept or updated, never duplicated;
-    an identity already recorded for another node is skipped with a
-    warning (Ironic keeps them unique).
-    """
-    node = task.node
-    existing = objects.VolumeConnector.list_by_node_id(task.context,
-                                                       node.id)
-    have = {(c.type, c.connector_id) for c in existing}
-    for key, ctype in _CONNECTOR_TYPES:
-        values = connector.get(key)
-        if not values:
-            continue
-        if not isinstance(values, list):
-            values = [values]
-        for value in values:
-            if (ctype, value) in have:
-                continue
-            vc = objects.VolumeConnector(task.context, node_id=node.id,
-                                         type=ctype, connector_id=value)
-            try:
-                vc.create()
-                LOG.info('Node %(node)s: recorded volume connector %(type)s '
-                         '%(id)s', {'node': node.uuid, 'type': ctype,
-                                    'id': value})
-            except ironic_exc.VolumeConnectorTypeAndIdAlreadyExists:
-                LOG.warning('Node %(node)s: volume connector %(type)s '
-                            '%(id)s belongs to another node; not recorded',
-                            {'node': node.uuid, 'type': ctype, 'id': value})
-    if connector.get('nqn'):
-        LOG.debug('Node %s: Ironic has no connector type for NVMe NQNs; '
-                  '%s kept in driver_internal_info only', node.uuid,
-                  connector['nqn'])
+    def __init__(self, target, mode):
+        self.target = target
+        self.volume_id = target.volume_id
+        self.mode = mode
+        self.attachment = None
+        self.info = None
+        self.created = False
+        self.connected = False
+        self.result = None
 
 
 class NodeVolumes(object):
@@ -122,31 +94,73 @@ class NodeVolumes(object):
         self.node.set_driver_internal_info(ATTACHMENTS_KEY, recorded)
         self.node.save()
 
-    def _forget(self, volume_id):
+    def _forget(self, volume_ids):
         recorded = self._recorded()
-        recorded.pop(volume_id, None)
+        for volume_id in volume_ids:
+            recorded.pop(volume_id, None)
         if recorded:
             self.node.set_driver_internal_info(ATTACHMENTS_KEY, recorded)
         else:
             self.node.del_driver_internal_info(ATTACHMENTS_KEY)
         self.node.save()
 
+    def _node_attachments(self):
+        """The node's attachments in Cinder, by volume (one listing)."""
+        by_volume = {}
+        for attachment in self.cinder.list_attachments(
+                instance_uuid=self.node.uuid):
+            by_volume.setdefault(attachment.get('volume_id'),
+                                 []).append(attachment)
+        return by_volume
+
+    def _concurrently(self, function, items):
+        """``function(item)`` for every item, at most N at a time.
+
+        Every call runs to its end even when another fails, so that what
+        each one created is known to the caller; the first failure is then
+        raised.
+        """
+        workers = min(CONF.ipa_cinder.attach_concurrency, len(items)) or 1
+        if workers == 1:
+            return [function(item) for item in items]
+        with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(function, item) for item in items]
+            futures.wait(jobs)
+        for job in jobs:
+            if job.exception() is not None:
+                raise job.exception()
+        return [job.result() for job in jobs]
+
     # checks
 
-    def _check_volume(self, volume, mode):
+    def _check_owner(self, volume):
+        """The node's owner or lessee must own the volume, if it has one.
+
+        Checked for every volume, reused and adopted attachments included:
+        a volume that changed hands since must not stay attached.
+        """
+        project = cinder_client.volume_project_id(volume)
+        owners = [p for p in (self.node.owner, self.node.lessee) if p]
+        if not owners:
+            LOG.info('Node %(node)s has neither owner nor lessee: volume '
+                     '%(vol)s of project %(proj)s is attached without an '
+                     'ownership check (set the node\'s owner or lessee to '
+                     'restrict it)', {'node': self.node.uuid,
+                                      'vol': volume['id'], 'proj': project})
+            return
+        if project not in owners:
+            raise _fail(self.node, volume['id'],
+                        'the volume belongs to project %s, which is neither '
+                        'the node\'s owner nor its lessee (%s)'
+                        % (project, ', '.join(owners)))
+
+    def _check_volume(self, volume):
         volume_id = volume['id']
         status = volume.get('status')
         if status not in _ATTACHABLE:
             raise _fail(self.node, volume_id,
                         'the volume is %s; it must be available (or in-use '
                         'and multiattach) to be attached' % status)
-        project = cinder_client.volume_project_id(volume)
-        owners = [p for p in (self.node.owner, self.node.lessee) if p]
-        if owners and project not in owners:
-            raise _fail(self.node, volume_id,
-                        'the volume belongs to project %s, which is neither '
-                        'the node\'s owner nor its lessee (%s)'
-                        % (project, ', '.join(owners)))
         others = [a for a in volume.get('attachments') or []
                   if a.get('server_id') != self.node.uuid]
         if others and not volume.get('multiattach'):
@@ -157,29 +171,30 @@ class NodeVolumes(object):
                                                 or a.get('host_name'))
                                             for a in others})))
 
-    def _existing_attachment(self, volume_id):
+    def _reusable(self, volume_id, found):
         """The node's attachment of this volume in Cinder, if any.
 
-        What driver_internal_info recorded is checked first; then Cinder is
-        asked for attachments whose instance is the node (a conductor that
-        died between create and save). Extra ones are deleted.
+        ``found`` is what the node listing holds for the volume. The
+        recorded attachment wins; extra ones are deleted.
         """
-        recorded = self._recorded().get(volume_id)
-        if recorded:
+        recorded = (self._recorded().get(volume_id) or {}).get(
+            'attachment_id')
+        if recorded and recorded not in {a['id'] for a in found}:
+            # Not the node's in Cinder's eyes (an attachment without
+            # instance, from an older run): ask for it by id.
             try:
                 attachment = self.cinder.get_attachment(
-                    recorded['attachment_id'], volume_id=volume_id)
+                    recorded, volume_id=volume_id)
                 if attachment.get('instance') in (None, self.node.uuid):
-                    return attachment
+                    found = [attachment] + list(found)
             except exception.CinderNotFound:
                 LOG.info('Node %(node)s: recorded attachment %(att)s of '
                          'volume %(vol)s is gone from Cinder',
                          {'node': self.node.uuid, 'vol': volume_id,
-                          'att': recorded['attachment_id']})
-        found = self.cinder.list_attachments(volume_id=volume_id,
-                                             instance_uuid=self.node.uuid)
+                          'att': recorded})
         if not found:
             return None
+        found = sorted(found, key=lambda a: a['id'] != recorded)
         keep, extra = found[0], found[1:]
         for attachment in extra:
             LOG.warning('Node %(node)s: deleting duplicate attachment '
@@ -205,118 +220,123 @@ class NodeVolumes(object):
         :returns: a list of ``(target, attachment, agent_result)``.
         """
         log_filter.install()
-        done = []
-        created = []
+        prepared = [_Prepared(t, targets_mod.target_mode(self.node, t))
+                    for t in targets_mod.sorted_targets(self.task)]
         try:
-            for target in sorted_targets(self.task):
-                done.append(self._attach_one(target, connector, created))
+            existing = self._node_attachments()
+            self._concurrently(
+                lambda p: self._prepare(p, connector,
+                                        existing.get(p.volume_id, [])),
+                prepared)
+            for item in prepared:
+                self._connect(item)
+            self._concurrently(self._complete, prepared)
+            for item in prepared:
+                targets_mod.write_properties(item.target, item.info)
         except Exception as e:
             LOG.error('Node %(node)s: attaching volumes failed, rolling '
                       'back: %(err)s', {'node': self.node.uuid,
                                         'err': secrets.safe_text(e)})
-            self._rollback(done, created)
+            self._rollback(prepared)
             if isinstance(e, exception.VolumeAttachError):
                 raise
-            volume_id = getattr(e, 'volume', None)
-            raise _fail(self.node, volume_id, e)
-        return done
+            raise _fail(self.node, getattr(e, 'volume', None), e)
+        return [(p.target, p.attachment, p.result) for p in prepared]
 
-    def _attach_one(self, target, connector, created):
-        volume_id = target.volume_id
-        mode = target_mode(self.node, target)
-        volume = self.cinder.get_volume(volume_id)
-        attachment = self._existing_attachment(volume_id)
+    def _prepare(self, item, connector, found):
+        """Cinder's side of one volume: checks, then reuse or create."""
+        volume = self.cinder.get_volume(item.volume_id)
+        self._check_owner(volume)
+        attachment = self._reusable(item.volume_id, found)
+        target = item.target
         if attachment is None:
-            self._check_volume(volume, mode)
-            # Cinder was just asked: the node has no attachment of it.
+            self._check_volume(volume)
+            # The node listing said the node has no attachment of it.
             attachment = self.cinder.create_attachment(
-                volume_id, connector, instance_uuid=self.node.uuid,
-                mode=mode, protocol=target.volume_type, existing=[])
-            created.append((volume_id, attachment['id']))
-            reused = False
-        else:
-            reused = True
-            if not attachment.get('connection_info'):
-                # A reservation without a connector (a create that failed
-                # half-way in an older run): give it the connector now.
-                attachment = self.cinder.update_attachment(
-                    attachment['id'], connector, volume_id=volume_id,
-                    protocol=target.volume_type)
-        info = connection.from_attachment(
+                item.volume_id, connector, instance_uuid=self.node.uuid,
+                mode=item.mode, protocol=target.volume_type, existing=[])
+            item.created = True
+        elif not attachment.get('connection_info'):
+            # A reservation without a connector (a create that failed
+            # half-way in an older run): give it the connector now.
+            attachment = self.cinder.update_attachment(
+                attachment['id'], connector, volume_id=item.volume_id,
+                protocol=target.volume_type)
+        item.attachment = attachment
+        item.info = connection.from_attachment(
             attachment.get('connection_info') or {})
-        secrets.remember(info)
-        entry = {'attachment_id': attachment['id'], 'target': target.uuid,
-                 'mode': mode, 'properties': sorted((info.get('data')
-                                                     or {}).keys())}
-        self._remember(volume_id, entry)
+        secrets.remember(item.info)
         LOG.info('Node %(node)s: %(how)s attachment %(att)s of volume '
                  '%(vol)s (%(type)s, mode %(mode)s)',
-                 {'node': self.node.uuid, 'vol': volume_id,
-                  'how': 'reusing' if reused else 'created',
-                  'att': attachment['id'], 'mode': mode,
-                  'type': info.get('driver_volume_type')})
-        protocol = str(info.get('driver_volume_type', '')).lower()
-        if protocol and target.volume_type.lower() != protocol:
-            raise _fail(self.node, volume_id,
+                 {'node': self.node.uuid, 'vol': item.volume_id,
+                  'how': 'created' if item.created else 'reusing',
+                  'att': attachment['id'], 'mode': item.mode,
+                  'type': item.info.get('driver_volume_type')})
+
+    def _connect(self, item):
+        """Record the attachment, then connect it on the agent."""
+        self._remember(item.volume_id, self._entry(item))
+        protocol = str(item.info.get('driver_volume_type', '')).lower()
+        if protocol and item.target.volume_type.lower() != protocol:
+            raise _fail(self.node, item.volume_id,
                         'volume target %s says %s but Cinder exports the '
-                        'volume as %s' % (target.uuid, target.volume_type,
-                                          protocol))
+                        'volume as %s' % (item.target.uuid,
+                                          item.target.volume_type, protocol))
         try:
-            result = agent_commands.run(self.task, 'cinder.connect_volume', {
-                'volume_id': volume_id, 'attachment_id': attachment['id'],
-                'connection_info': info, 'mode': mode,
-                'boot': target.boot_index == 0})
+            item.result = agent_commands.run(
+                self.task, 'cinder.connect_volume', {
+                    'volume_id': item.volume_id,
+                    'attachment_id': item.attachment['id'],
+                    'connection_info': item.info, 'mode': item.mode,
+                    'boot': item.target.boot_index == 0})
         except exception.AgentCommandError as e:
-            raise _fail(self.node, volume_id, e)
-        try:
-            if attachment.get('status') != 'attached':
-                self.cinder.complete_attachment(attachment['id'],
-                                                volume_id=volume_id)
-            self._write_target_properties(target, info)
-        except Exception:
-            # This target is not in the caller's list of done ones yet:
-            # undo its agent connection here, the rollback does the rest.
-            self._disconnect_on_agent(volume_id, attachment['id'])
-            self._clear_target_properties(target)
-            raise
-        return target, attachment, result
+            raise _fail(self.node, item.volume_id, e)
+        item.connected = True
 
-    def _write_target_properties(self, target, info):
-        """Put the connection data where Ironic's boot interfaces read it.
+    @staticmethod
+    def _entry(item):
+        """What driver_internal_info records of an attachment."""
+        return {'attachment_id': item.attachment['id'],
+                'target': item.target.uuid, 'mode': item.mode,
+                'properties': sorted((item.info.get('data') or {}).keys())}
 
-        iPXE renders ``sanboot`` from ``target_portal``, ``target_iqn``,
-        ``target_lun`` and the CHAP credentials of the boot volume target.
-        Ironic masks passwords in the API and shows properties only to
-        callers allowed ``baremetal:volume:view_target_properties``.
-        """
-        properties = dict(target.properties or {})
-        properties.update(info.get('data') or {})
-        properties['driver_volume_type'] = info.get('driver_volume_type')
-        target.properties = properties
-        target.save()
+    def _complete(self, item):
+        if item.attachment.get('status') != 'attached':
+            self.cinder.complete_attachment(item.attachment['id'],
+                                            volume_id=item.volume_id)
 
-    def _rollback(self, done, created):
-        for target, attachment, _result in reversed(done):
-            self._disconnect_on_agent(target.volume_id, attachment['id'])
-            self._clear_target_properties(target)
-        created_ids = {att for _vol, att in created}
-        for volume_id, attachment_id in created:
+    def _rollback(self, prepared):
+        """Undo a failed attach: agent first, then Cinder, then records."""
+        for item in reversed(prepared):
+            if item.connected:
+                self._disconnect_on_agent(item.volume_id,
+                                          item.attachment['id'])
+            if item.info is not None:
+                targets_mod.clear_properties(
+                    item.target, (item.info.get('data') or {}).keys())
+        forget = []
+        for item in prepared:
+            if not item.created:
+                # Attachments that existed before this call stay recorded:
+                # they belong to an earlier, successful run of the step.
+                continue
             try:
-                self.cinder.delete_attachment(attachment_id,
-                                              volume_id=volume_id)
+                self.cinder.delete_attachment(item.attachment['id'],
+                                              volume_id=item.volume_id)
             except exception.CinderError as e:
+                # Still in Cinder: keep it recorded, so that the undeploy
+                # or the next run finds and deletes it.
                 LOG.error('Node %(node)s: could not delete attachment '
                           '%(att)s of volume %(vol)s while rolling back: '
                           '%(err)s', {'node': self.node.uuid,
-                                      'att': attachment_id,
-                                      'vol': volume_id, 'err': e})
+                                      'att': item.attachment['id'],
+                                      'vol': item.volume_id, 'err': e})
+                if item.volume_id not in self._recorded():
+                    self._remember(item.volume_id, self._entry(item))
                 continue
-            self._forget(volume_id)
-        # Attachments that existed before this call stay recorded: they
-        # belong to an earlier, successful run of the step.
-        for volume_id, entry in self._recorded().items():
-            if entry['attachment_id'] in created_ids:
-                self._forget(volume_id)
+            forget.append(item.volume_id)
+        if forget:
+            self._forget(forget)
 
     def _disconnect_on_agent(self, volume_id, attachment_id):
         try:
@@ -327,30 +347,16 @@ class NodeVolumes(object):
                       '%(vol)s: %(err)s', {'node': self.node.uuid,
                                            'vol': volume_id, 'err': e})
 
-    def _clear_target_properties(self, target):
-        entry = None
-        for volume_id, recorded in self._recorded().items():
-            if recorded.get('target') == target.uuid:
-                entry = recorded
-        keys = set(entry.get('properties', ())) if entry else set()
-        keys.add('driver_volume_type')
-        properties = {k: v for k, v in (target.properties or {}).items()
-                      if k not in keys}
-        if properties != (target.properties or {}):
-            target.properties = properties
-            target.save()
-
     # detach
 
     def disconnect_on_agent(self):
         """Ask the agent to disconnect everything it has connected."""
-        listed = agent_commands.run(self.task, 'cinder.list_connections')
-        for conn in listed.get('connections', []):
-            agent_commands.run(self.task, 'cinder.disconnect_volume',
-                               {'attachment_id': conn['attachment_id']})
+        result = agent_commands.run(self.task, 'cinder.disconnect_all')
+        gone = result.get('disconnected') or []
+        for volume_id in gone:
             LOG.info('Node %(node)s: agent disconnected volume %(vol)s',
-                     {'node': self.node.uuid, 'vol': conn['volume_id']})
-        return listed.get('connections', [])
+                     {'node': self.node.uuid, 'vol': volume_id})
+        return gone
 
     def delete_all(self):
         """Delete every attachment of the node and clear the targets.
@@ -361,14 +367,12 @@ class NodeVolumes(object):
 
         :returns: the ids of the deleted attachments.
         """
-        deleted = []
         recorded = self._recorded()
         pairs = {(vol, entry['attachment_id'])
                  for vol, entry in recorded.items()}
-        for attachment in self.cinder.list_attachments(
-                instance_uuid=self.node.uuid):
-            pairs.add((attachment.get('volume_id'), attachment['id']))
-        errors = []
+        for volume_id, found in self._node_attachments().items():
+            pairs.update((volume_id, a['id']) for a in found)
+        deleted, errors = [], []
         for volume_id, attachment_id in sorted(pairs):
             try:
                 if self.cinder.delete_attachment(attachment_id,
@@ -376,8 +380,10 @@ class NodeVolumes(object):
                     deleted.append(attachment_id)
             except exception.CinderError as e:
                 errors.append(str(e))
+        by_target = {e.get('target'): e.get('properties')
+                     for e in recorded.values()}
         for target in self.task.volume_targets:
-            self._clear_target_properties(target)
+            targets_mod.clear_properties(target, by_target.get(target.uuid))
         if errors:
             raise _fail(self.node, None, '; '.join(errors))
         self.node.del_driver_internal_info(ATTACHMENTS_KEY)

@@ -55,11 +55,11 @@ class VolumeConnections(object):
         """
         records = self.registry.list()
         for record in records:
-            record['present'] = self._still_ours(record)
+            record['present'] = self.is_present(record)
         return records
 
     @staticmethod
-    def _still_ours(record):
+    def is_present(record):
         """Whether the record's device still holds the volume."""
         path = record.get('device_path')
         if not path:
@@ -181,7 +181,7 @@ class VolumeConnections(object):
                 raise exception.VolumeConnectionError(
                     '%s: this attachment is recorded for volume %s'
                     % (what, existing.get('volume_id')))
-            if self._still_ours(existing):
+            if self.is_present(existing):
                 LOG.info('%s is already connected as %s, reusing it',
                          what, existing['device_path'])
                 existing['reused'] = True
@@ -325,7 +325,7 @@ class VolumeConnections(object):
         attachment_id = record.get('attachment_id')
         what = _describe(volume_id, attachment_id)
         path = record.get('device_path')
-        present = self._still_ours(record)
+        present = self.is_present(record)
         if path and not present:
             # The device is gone or holds something else now (a loop
             # device reused for another volume): flushing it or clearing

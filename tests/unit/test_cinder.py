@@ -81,6 +81,7 @@ class FakeTransport(adapters.BaseAdapter):
         super().__init__()
         self.script = {}
         self.sent = []
+        self.timeouts = []
         # Connection errors to raise for the version document first.
         self.discovery_failures = 0
 
@@ -101,6 +102,7 @@ class FakeTransport(adapters.BaseAdapter):
                 raise requests.exceptions.ConnectionError('refused')
             return self._response(request, 200, VERSION_DOC)
         self.sent.append(request)
+        self.timeouts.append(kwargs.get('timeout'))
         path = path[len('/v3'):]
         answers = self.script.get((request.method, path))
         if not answers:
@@ -512,6 +514,50 @@ class TestQueries(Base):
         exc = self.assertRaises(exception.CinderConflict,
                                 self.client().find_volume, 'x')
         self.assertIn('a, b', str(exc))
+
+
+    def test_list_volumes_reads_every_page(self):
+        self.useFixture(fixtures.MockPatchObject(cinder, 'VOLUMES_PAGE_SIZE',
+                                                 2))
+        self.transport.add('GET', '/volumes/detail',
+                           (200, {'volumes': [{'id': 'a'}, {'id': 'b'}]}),
+                           (200, {'volumes': [{'id': 'c'}]}))
+        volumes = self.client().list_volumes()
+        self.assertEqual(['a', 'b', 'c'], [v['id'] for v in volumes])
+        first, second = self.transport.sent
+        self.assertIn('limit=2', first.url)
+        self.assertNotIn('marker', first.url)
+        self.assertIn('marker=b', second.url)
+
+    def test_list_volumes_is_bounded(self):
+        self.useFixture(fixtures.MockPatchObject(cinder, 'VOLUMES_PAGE_SIZE',
+                                                 1))
+        self.useFixture(fixtures.MockPatchObject(cinder, 'VOLUMES_MAX_PAGES',
+                                                 3))
+        # An endpoint that never stops answering full pages.
+        self.transport.add('GET', '/volumes/detail',
+                           (200, {'volumes': [{'id': 'same'}]}))
+        exc = self.assertRaises(exception.CinderUnavailable,
+                                self.client().list_volumes)
+        self.assertIn('did not end after 3 pages', str(exc))
+        self.assertEqual(3, len(self.transport.sent))
+
+    def test_every_request_has_a_time_bound(self):
+        self.conf.set_override('cinder_request_timeout', 7.5,
+                               group='ipa_cinder')
+        self.transport.add('GET', '/attachments/detail',
+                           (200, {'attachments': []}))
+        self.client().list_attachments(volume_id=VOLUME)
+        self.assertEqual([7.5], self.transport.timeouts)
+
+    def test_a_hung_request_is_retried_then_reported(self):
+        self.conf.set_override('cinder_retry_attempts', 2,
+                               group='ipa_cinder')
+        self.transport.add('GET', '/volumes/%s' % VOLUME,
+                           requests.exceptions.ReadTimeout('read timed out'))
+        exc = self.assertRaises(exception.CinderUnavailable,
+                                self.client().get_volume, VOLUME)
+        self.assertIn('after 2 attempt', str(exc))
 
 
 class TestSecrets(Base):

@@ -177,3 +177,30 @@ def test_from_attachment_nests_flat_info():
         'data': {'device_path': '/dev/loop3', 'attachment_id': 'a'}}
     nested = {'driver_volume_type': 'local', 'data': {'device_path': 'x'}}
     assert connection.from_attachment(nested) is nested
+
+
+@pytest.mark.parametrize('name', [
+    'iqn.2004-10.org.openstack.ipa-cinder:node-1',
+    'iqn.1993-08.org.debian:01:abcdef0123',
+    'eui.0123456789ABCDEF',
+    'naa.0123456789abcdef0123456789abcdef',
+])
+def test_valid_initiator_names(name):
+    assert connection.validate_initiator(name) == name
+
+
+@pytest.mark.parametrize('name, reason', [
+    (None, 'non-empty string'),
+    ('', 'non-empty string'),
+    (42, 'non-empty string'),
+    ('iqn.2004-10.org x', 'not an iSCSI name'),
+    ('iqn.2004-10.org:a\nInitiatorName=evil', 'not an iSCSI name'),
+    ('host-1', 'not an iSCSI name'),
+    ('iqn.2004-10.org.x:' + 'a' * 300, 'longer than 223'),
+])
+def test_invalid_initiator_names(name, reason):
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_initiator(name)
+    assert reason in str(exc.value)
+    assert exc.value.field == 'initiator'
+

@@ -205,6 +205,31 @@ class TestHardwareManager(object):
         conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
         assert manager.get_os_install_device() == device
 
+    def test_install_device_that_no_longer_holds_the_volume(
+            self, conns, loop_device, tmp_path):
+        """Never an install device that is not the boot volume any more.
+
+        Falling back to the generic manager would write the image onto a
+        local disk: the error names the volume and the device instead.
+        """
+        from ironic_python_agent import errors
+        device, _backing = loop_device
+        manager = hardware_manager.CinderHardwareManager()
+        conns.connect(VOLUME, ATTACHMENT, local(device), boot=True)
+        other = tmp_path / 'other.img'
+        with open(other, 'wb') as f:
+            f.truncate(4 << 20)
+        subprocess.run(['losetup', '--detach', device], check=True)
+        subprocess.run(['losetup', device, str(other)], check=True)
+        with pytest.raises(errors.DeviceNotFound) as exc:
+            manager.get_os_install_device()
+        assert VOLUME in str(exc.value) and device in str(exc.value)
+
+    def test_reports_no_deploy_step(self):
+        """Deploys of other interfaces never run anything of this plugin."""
+        manager = hardware_manager.CinderHardwareManager()
+        assert manager.get_deploy_steps({'uuid': 'n'}, []) == []
+
     def test_connected_volumes_filtered_from_listings(self, conns,
                                                       loop_device):
         from ironic_python_agent import errors

@@ -94,11 +94,12 @@ class Deployer(object):
             'properties': properties})
 
     def deploy(self, node, expect='active', timeout=240,
-               cinder_down_for=None):
+               cinder_down_for=None, agent_conf=None):
         """Deploy and wait for ``expect`` (or 'deploy failed').
 
         :param cinder_down_for: stop cinder-api when the agent starts and
             start it again after this many seconds.
+        :param agent_conf: more agent options, ``{section: {opt: value}}``.
         """
         began = time.monotonic()
         self.sandbox.set_provision_state(node['uuid'], 'active')
@@ -106,7 +107,7 @@ class Deployer(object):
         restart = None
         if cinder_down_for:
             restart = self.stop_cinder_api(cinder_down_for)
-        agent = self.sandbox.start_agent()
+        agent = self.sandbox.start_agent(extra_conf=agent_conf)
         broker = device_broker.DeviceBroker(agent, self.volume_dir())
         broker.start()
         try:
