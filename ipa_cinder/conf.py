@@ -31,6 +31,13 @@ agent_opts = [
                     'still list and disconnect them. One JSON file per '
                     'connection, readable by root only because it holds '
                     'the connection info.'),
+    cfg.StrOpt('initiator_file',
+               default='/etc/iscsi/initiatorname.iscsi',
+               help='open-iscsi\'s initiator name file on the node. The '
+                    'agent writes the node\'s own initiator name there '
+                    '(and restarts a running iscsid) before it reports the '
+                    'connector, so a ramdisk image shared by many nodes '
+                    'never logs in with one baked-in name.'),
     cfg.BoolOpt('use_multipath',
                 default=False,
                 help='Default for the "multipath" argument of get_connector '
@@ -82,6 +89,17 @@ cinder_opts = [
 ]
 
 
+common_opts = [
+    cfg.StrOpt('initiator_iqn_prefix',
+               default='iqn.2010-10.org.openstack.ipa-cinder',
+               help='Prefix of the iSCSI initiator name given to a node '
+                    'that has none of its own: the name is '
+                    '"<prefix>:<node UUID>", the same on every deploy. A '
+                    'name in the node\'s properties/iscsi_initiator_iqn, '
+                    'or an iqn volume connector of the node, wins. Read by '
+                    'the conductor and by the agent: keep them equal.'),
+]
+
 conductor_opts = [
     cfg.IntOpt('attach_concurrency',
                default=4, min=1, max=32,
@@ -97,6 +115,7 @@ def register_opts(conf):
     conf.register_opts(agent_opts, group=GROUP)
     conf.register_opts(cinder_opts, group=GROUP)
     conf.register_opts(conductor_opts, group=GROUP)
+    conf.register_opts(common_opts, group=GROUP)
 
 
 CONF = cfg.CONF
@@ -105,4 +124,5 @@ register_opts(CONF)
 
 def list_opts():
     """Options of ipa-cinder, for oslo-config-generator."""
-    return [(GROUP, agent_opts + cinder_opts + conductor_opts)]
+    return [(GROUP, agent_opts + cinder_opts + conductor_opts
+             + common_opts)]

@@ -13,8 +13,10 @@
 
 Commands (``POST /v1/commands/`` with ``{"name": "cinder.<command>"}``):
 
-``cinder.get_connector(multipath=False, enforce_multipath=False)``
-    This node's connector (os-brick), ``host`` set to the node's UUID.
+``cinder.get_connector(multipath=False, enforce_multipath=False,
+initiator=None)``
+    This node's connector (os-brick), ``host`` set to the node's UUID; the
+    node's iSCSI initiator name is made open-iscsi's first.
 ``cinder.connect_volume(volume_id, attachment_id, connection_info,
 mode="rw", boot=False, multipath=False)``
     Connect a volume; returns its device path. Idempotent per attachment.
@@ -54,11 +56,14 @@ from ipa_cinder.agent import os_config
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
+from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 from ipa_cinder.host import brick
 from ipa_cinder.host import connections
+from ipa_cinder.host import initiator as initiator_file
 
 LOG = log.getLogger(__name__)
+CONF = ipa_conf.CONF
 METRICS = metrics_utils.get_metrics_logger(__name__)
 
 
@@ -111,6 +116,19 @@ def _validate_disconnect(self, volume_id=None, attachment_id=None,
     _bool('force', force)
 
 
+def _validate_get_connector(self, multipath=False, enforce_multipath=False,
+                            initiator=None, **extra):
+    _unknown('cinder.get_connector', extra)
+    _bool('multipath', multipath)
+    _bool('enforce_multipath', enforce_multipath)
+    if initiator is not None:
+        try:
+            connection.validate_initiator(initiator)
+        except ValueError as e:
+            raise errors.InvalidCommandParamsError(
+                '%s%s' % (_node_prefix(), e))
+
+
 def _validate_configure_boot(self, initiator=None, **extra):
     _unknown('cinder.configure_boot', extra)
     if initiator is not None:
@@ -147,17 +165,31 @@ class CinderExtension(base.BaseAgentExtension):
         except ValueError:
             return None
 
-    @base.sync_command('get_connector')
+    @base.sync_command('get_connector', _validate_get_connector)
     @METRICS.timer('CinderExtension.get_connector')
-    def get_connector(self, multipath=False, enforce_multipath=False):
-        """Return this node's connector for Cinder attachments."""
+    def get_connector(self, multipath=False, enforce_multipath=False,
+                      initiator=None):
+        """Return this node's connector for Cinder attachments.
+
+        The node's iSCSI initiator name (``initiator``, as the conductor
+        chose it, else derived from the node) is written to open-iscsi's
+        file first, so the connector, iscsid and the deployed OS agree.
+        """
         multipath = _bool('multipath', multipath)
         enforce_multipath = _bool('enforce_multipath', enforce_multipath)
-        host = _node_uuid() or socket.gethostname()
+        node = hardware.get_cached_node() or {}
+        host = node.get('uuid') or socket.gethostname()
         try:
+            if initiator is None and node.get('uuid'):
+                initiator = connection.node_initiator(
+                    node['uuid'], node.get('properties'),
+                    CONF.ipa_cinder.initiator_iqn_prefix)
+            if initiator:
+                initiator_file.ensure(initiator)
             return brick.get_connector(host, ip=self._advertised_ip(),
                                        multipath=multipath,
-                                       enforce_multipath=enforce_multipath)
+                                       enforce_multipath=enforce_multipath,
+                                       initiator=initiator)
         except exception.NoStorageIdentity as e:
             raise errors.CommandExecutionError(str(e))
         except Exception as e:
@@ -217,9 +249,8 @@ class CinderExtension(base.BaseAgentExtension):
                      'nothing to configure')
             return {'configured': False, 'reason': 'no boot volume'}
         if initiator is None:
-            initiator = brick.get_connector(
-                _node_uuid() or socket.gethostname(),
-                ip=self._advertised_ip()).get('initiator')
+            # The name get_connector made this node's, if it did.
+            initiator = initiator_file.read()
         if not initiator:
             LOG.info('cinder_configure_boot: this node has no iSCSI '
                      'initiator name, nothing to configure')

@@ -250,3 +250,22 @@ def validate_initiator(initiator, field='initiator'):
             'naa. form): %r' % initiator)
     return initiator
 
+
+#: The node property an operator sets to choose a node's initiator name.
+INITIATOR_PROPERTY = 'iscsi_initiator_iqn'
+
+
+def node_initiator(node_uuid, properties=None, prefix=None):
+    """The iSCSI initiator name of a node that has no connector yet.
+
+    The operator's choice (``properties/iscsi_initiator_iqn``) if any,
+    else ``<prefix>:<node UUID>``: stable across deploys, unique per node.
+
+    :raises: InvalidConnectionInfo when the operator's name is not one.
+    """
+    chosen = (properties or {}).get(INITIATOR_PROPERTY)
+    if chosen:
+        return validate_initiator(chosen,
+                                  'properties/%s' % INITIATOR_PROPERTY)
+    return validate_initiator('%s:%s' % (prefix, node_uuid),
+                              'initiator_iqn_prefix')

@@ -130,5 +130,10 @@ def scrub(text):
 
 
 def safe_text(value):
-    """The text of ``value`` (an exception, any object) safe to show."""
-    return scrub(mask_text('%s' % (value,)))
+    """The text of ``value`` (an exception, any object) safe to show.
+
+    Remembered secrets go first: oslo.utils' patterns may mask only the
+    end of a secret (a password holding "Pw-"), after which the whole
+    value could no longer be found.
+    """
+    return mask_text(scrub('%s' % (value,)))

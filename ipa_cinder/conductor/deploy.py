@@ -149,18 +149,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
             LOG.info('Node %s has no volume targets: nothing to attach',
                      node.uuid)
             return
-        try:
-            connector = agent_commands.run(task, 'cinder.get_connector')
-        except exception.AgentCommandError as e:
-            raise ironic_exc.InstanceDeployFailure(
-                'Node %s: cannot get the storage connector from the agent: '
-                '%s' % (node.uuid, e))
-        owned = targets_mod.record_connectors(
-            task, connector,
-            node.driver_internal_info.get(volumes.CONNECTORS_KEY) or ())
-        node.set_driver_internal_info(volumes.CONNECTORS_KEY, owned)
-        node.set_driver_internal_info(volumes.CONNECTOR_KEY, connector)
-        node.save()
+        connector = self._node_connector(task)
         try:
             done = volumes.NodeVolumes(task, self._cinder(task)).attach_all(
                 connector)
@@ -177,6 +166,33 @@ class CinderAgentDeploy(agent.AgentDeploy):
                       'dev': result.get('device_path'),
                       'boot': ', boot volume' if target.boot_index == 0
                       else ''})
+
+    @staticmethod
+    def _node_connector(task):
+        """The node's connector, with its own initiator name, recorded.
+
+        The name is claimed as the node's iqn volume connector before the
+        agent makes it open-iscsi's and reports the connector; the
+        identities the agent reports become the node's volume connectors.
+        """
+        node = task.node
+        owned = list(node.driver_internal_info.get(
+            volumes.CONNECTORS_KEY) or ())
+        initiator = targets_mod.node_initiator(task, owned)
+        if targets_mod.claim_initiator(task, initiator):
+            owned.append(['iqn', initiator])
+        try:
+            connector = agent_commands.run(task, 'cinder.get_connector',
+                                           {'initiator': initiator})
+        except exception.AgentCommandError as e:
+            raise ironic_exc.InstanceDeployFailure(
+                'Node %s: cannot get the storage connector from the agent: '
+                '%s' % (node.uuid, e))
+        owned = targets_mod.record_connectors(task, connector, owned)
+        node.set_driver_internal_info(volumes.CONNECTORS_KEY, owned)
+        node.set_driver_internal_info(volumes.CONNECTOR_KEY, connector)
+        node.save()
+        return connector
 
     @METRICS.timer('CinderAgentDeploy.write_image')
     @base.deploy_step(priority=80)

@@ -26,9 +26,11 @@ from ironic import objects
 from oslo_log import log
 
 from ipa_cinder.common import connection
+from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
+CONF = ipa_conf.CONF
 
 # Ironic volume connector types for the identities of a connector.
 _CONNECTOR_TYPES = (('initiator', 'iqn'), ('ip', 'ip'), ('wwpns', 'wwpn'),
@@ -142,3 +144,69 @@ def record_connectors(task, connector, recorded_before=()):
                   '%s kept in driver_internal_info only', node.uuid,
                   connector['nqn'])
     return [list(pair) for pair in owned]
+
+
+def node_initiator(task, owned=()):
+    """The iSCSI initiator name the node must use.
+
+    In this order: the operator's (``properties/iscsi_initiator_iqn``); an
+    ``iqn`` volume connector of the node that the operator created; the
+    one this interface recorded on an earlier deploy (``owned``), so a
+    redeploy keeps its name; else ``<initiator_iqn_prefix>:<node UUID>``.
+
+    :raises: InvalidParameterValue for an operator's name that is not an
+        iSCSI name.
+    """
+    node = task.node
+    if (node.properties or {}).get(connection.INITIATOR_PROPERTY):
+        try:
+            return connection.node_initiator(node.uuid, node.properties)
+        except exception.InvalidConnectionInfo as e:
+            raise ironic_exc.InvalidParameterValue(
+                'Node %s: %s' % (node.uuid, e))
+    iqns = [c.connector_id for c in task.volume_connectors
+            if c.type == 'iqn']
+    mine = {tuple(pair) for pair in owned}
+    theirs = [iqn for iqn in iqns if ('iqn', iqn) not in mine]
+    if theirs or iqns:
+        return sorted(theirs or iqns)[0]
+    return connection.node_initiator(node.uuid, None,
+                                     CONF.ipa_cinder.initiator_iqn_prefix)
+
+
+def _holder(context, ctype, connector_id):
+    """UUID of the node that holds a volume connector, or None."""
+    for found in objects.VolumeConnector.list(context):
+        if found.type == ctype and found.connector_id == connector_id:
+            return objects.Node.get_by_id(context, found.node_id).uuid
+    return None
+
+
+def claim_initiator(task, initiator):
+    """Record ``initiator`` as the node's ``iqn`` volume connector.
+
+    :returns: True when this call created the connector.
+    :raises: InstanceDeployFailure naming both nodes when another node
+        holds the name: two nodes with one name would share every export
+        Cinder makes for it.
+    """
+    node = task.node
+    if any(c.type == 'iqn' and c.connector_id == initiator
+           for c in task.volume_connectors):
+        return False
+    connector = objects.VolumeConnector(task.context, node_id=node.id,
+                                        type='iqn', connector_id=initiator)
+    try:
+        connector.create()
+    except ironic_exc.VolumeConnectorTypeAndIdAlreadyExists:
+        raise ironic_exc.InstanceDeployFailure(
+            'Node %(node)s: its iSCSI initiator name %(iqn)s is already the '
+            'iqn volume connector of node %(other)s; two nodes with one '
+            'name would see each other\'s volumes. Give one of them another '
+            'name (properties/%(prop)s or its volume connectors)'
+            % {'node': node.uuid, 'iqn': initiator,
+               'other': _holder(task.context, 'iqn', initiator),
+               'prop': connection.INITIATOR_PROPERTY})
+    LOG.info('Node %(node)s: iSCSI initiator name %(iqn)s recorded as its '
+             'iqn volume connector', {'node': node.uuid, 'iqn': initiator})
+    return True

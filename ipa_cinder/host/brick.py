@@ -88,11 +88,15 @@ def local_ip():
         return None
 
 
-def get_connector(host, ip=None, multipath=False, enforce_multipath=False):
+def get_connector(host, ip=None, multipath=False, enforce_multipath=False,
+                  initiator=None):
     """This host's connector, as Cinder wants it in an attachment.
 
     :param host: the value of ``connector["host"]`` (Cinder locks on it).
     :param ip: the address to report; found from the routing table if None.
+    :param initiator: the iSCSI initiator name to report, when the caller
+        has made it this host's (see :mod:`ipa_cinder.host.initiator`);
+        os-brick reads open-iscsi's default file otherwise.
     :raises: NoStorageIdentity when no protocol could use this host.
     """
     setup()
@@ -100,6 +104,8 @@ def get_connector(host, ip=None, multipath=False, enforce_multipath=False):
     props = brick_connector.get_connector_properties(
         ROOT_HELPER, ip, multipath, enforce_multipath, host=host)
     props['host'] = host
+    if initiator:
+        props['initiator'] = initiator
     identities = ('initiator', 'nqn', 'wwpns', 'ip')
     if not any(props.get(key) for key in identities):
         raise exception.NoStorageIdentity(

@@ -30,6 +30,7 @@ from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 from ipa_cinder.host import blockdev
 from ipa_cinder.host import brick
+from ipa_cinder.host import iscsi
 from ipa_cinder.host import registry as registry_mod
 
 LOG = log.getLogger(__name__)
@@ -210,6 +211,11 @@ class VolumeConnections(object):
         try:
             device_info = connector.connect_volume(info['data'])
         except Exception as e:
+            if protocol in ('iscsi', 'iser'):
+                raise exception.VolumeConnectionError(
+                    '%s: iSCSI login to %s failed: %s'
+                    % (what, iscsi.describe_target(info['data']),
+                       iscsi.login_failure(e)))
             raise exception.VolumeConnectionError(
                 '%s: os-brick could not connect the %s volume: %s'
                 % (what, protocol, secrets.safe_text(e)))
@@ -285,14 +291,11 @@ class VolumeConnections(object):
         if protocol == 'local':
             self._wait_for_device(data['device_path'], what)
         elif protocol in ('iscsi', 'iser'):
-            if not (os.path.isdir('/sys/class/iscsi_transport')
-                    or os.path.isdir('/sys/module/iscsi_tcp')):
+            reason = iscsi.unusable_reason()
+            if reason:
                 raise exception.VolumeConnectionError(
-                    '%s: this host has no kernel iSCSI initiator (module '
-                    'iscsi_tcp is not loaded and /sys/class/iscsi_transport '
-                    'does not exist), so it cannot log in to %s'
-                    % (what, data.get('target_portal')
-                       or data.get('target_portals')))
+                    '%s: cannot log in to %s: %s'
+                    % (what, iscsi.describe_target(data), reason))
 
     @staticmethod
     def _wait_for_device(path, what):

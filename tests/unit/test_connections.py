@@ -25,12 +25,12 @@ from oslo_concurrency import processutils
 from oslo_config import cfg
 import pytest
 
-from ipa_cinder.host import brick
-from ipa_cinder.host import connections
 from ipa_cinder.agent import hardware_manager
-from ipa_cinder.host import registry
 from ipa_cinder import exception
 from ipa_cinder.host import blockdev
+from ipa_cinder.host import connections
+from ipa_cinder.host import iscsi as iscsi_mod
+from ipa_cinder.host import registry
 
 VOLUME = '1f6c2b9e-3b0e-4c59-8f6e-0d7d7a4b2c01'
 VOLUME2 = '2a7d3c0f-4c1f-4d6a-9a7f-1e8e8b5c3d02'
@@ -148,36 +148,84 @@ def test_recorded_device_gone_reconnects(conns, loop_device, state_dir):
     assert again['device_path'] == device
 
 
-def test_iscsi_without_kernel_initiator_is_clear(conns):
-    real_isdir = os.path.isdir
+def _iscsiadm(session_exit_code, systemctl_works=False):
+    """processutils.execute as iscsiadm/systemctl would answer here.
 
-    def no_iscsi(path):
-        return False if str(path).startswith('/sys/') else real_isdir(path)
+    iscsid and a kernel login cannot exist on this host: only their
+    answers are simulated.
+    """
+    def execute(*cmd, **kwargs):
+        if cmd[0] == 'systemctl':
+            if systemctl_works:
+                execute.started = True
+                return '', ''
+            raise processutils.ProcessExecutionError(
+                cmd=' '.join(cmd), exit_code=1,
+                stderr='System has not been booted with systemd')
+        code = 0 if getattr(execute, 'started', False) else session_exit_code
+        if code not in kwargs.get('check_exit_code', [0]):
+            raise processutils.ProcessExecutionError(
+                cmd=' '.join(cmd), exit_code=code,
+                stderr='iscsiadm: can not connect to iSCSI daemon (111)!')
+        return '', ''
+    return execute
 
-    with mock.patch('os.path.isdir', autospec=True, side_effect=no_iscsi):
+
+@pytest.mark.parametrize('which, code, starts, expected', [
+    (None, 0, False, 'iscsiadm is not installed (package open-iscsi)'),
+    ('/sbin/iscsiadm', 20, False,
+     'iscsid is not running and could not be started'),
+])
+def test_iscsi_preflight_names_what_is_missing(conns, which, code, starts,
+                                               expected):
+    with mock.patch('shutil.which', autospec=True, return_value=which), \
+            mock.patch.object(processutils, 'execute', autospec=True,
+                              side_effect=_iscsiadm(code, starts)):
         with pytest.raises(exception.VolumeConnectionError) as exc:
             conns.connect(VOLUME, ATTACHMENT, iscsi())
     message = str(exc.value)
-    assert 'kernel iSCSI' in message and VOLUME in message
-    assert PASSWORD not in message
+    assert expected in message and VOLUME in message
+    assert 'portal 127.0.0.1:3260' in message
+    assert 'target iqn.2010-10.org.openstack:volume-x' in message
+    assert PASSWORD not in message and 'chap-user-1' not in message
     assert conns.list() == []
 
 
-def test_iscsi_login_failure_masks_password(conns):
+@pytest.mark.parametrize('code, starts', [(0, False), (21, False),
+                                          (20, True)])
+def test_iscsi_preflight_lets_the_login_load_the_module(code, starts):
+    """No iscsi_tcp loaded yet is fine: iscsid loads it on the login."""
+    with mock.patch('shutil.which', autospec=True,
+                    return_value='/sbin/iscsiadm'), \
+            mock.patch.object(processutils, 'execute', autospec=True,
+                              side_effect=_iscsiadm(code, starts)):
+        assert iscsi_mod.unusable_reason() is None
+
+
+@pytest.mark.parametrize('exit_code, reason', [
+    (24, 'refused the CHAP credentials'),
+    (5, 'target or portal was not found'),
+    (99, "login failed for ***'"),
+])
+def test_iscsi_login_failure_is_named_and_masked(conns, exit_code, reason):
     # The kernel iSCSI login is the one thing that cannot exist here:
     # simulate iscsiadm failing with the CHAP password on its command line.
     failure = processutils.ProcessExecutionError(
         cmd='iscsiadm -m node --op update -n node.session.auth.password '
             '-v %s' % PASSWORD,
-        stderr='iscsiadm: login failed for %s' % PASSWORD, exit_code=24)
+        stderr='iscsiadm: login failed for %s' % PASSWORD,
+        exit_code=exit_code)
     with mock.patch.object(connections.VolumeConnections, '_preflight',
                            autospec=True), \
             mock.patch.object(brick_iscsi.ISCSIConnector, 'connect_volume',
                               autospec=True, side_effect=failure):
         with pytest.raises(exception.VolumeConnectionError) as exc:
-            conns.connect(VOLUME, ATTACHMENT, iscsi())
-    assert PASSWORD not in str(exc.value)
-    assert 'os-brick could not connect' in str(exc.value)
+            conns.connect(VOLUME, ATTACHMENT, iscsi(), node='node-7')
+    message = str(exc.value)
+    assert PASSWORD not in message
+    assert 'iSCSI login to portal 127.0.0.1:3260' in message
+    assert reason in message
+    assert 'node node-7' in message and VOLUME in message
     assert conns.list() == []
 
 
