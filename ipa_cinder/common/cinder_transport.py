@@ -196,16 +196,7 @@ class Transport(object):
         """
         ctx = {'node': self.node, 'volume': volume,
                'attachment': attachment}
-        # log=False: keystoneauth would log answers at DEBUG level verbatim,
-        # and attachments carry CHAP credentials.
-        kwargs = {'microversion': microversion, 'raise_exc': False,
-                  'log': False,
-                  'timeout': self._conf.ipa_cinder.cinder_request_timeout}
-        for key, value in (('params', params), ('headers', headers)):
-            if value:
-                kwargs[key] = value
-        if json is not None:
-            kwargs['json'] = json
+        kwargs = self._request_kwargs(microversion, json, params, headers)
         attempt = {'n': 0}
 
         def once():
@@ -243,6 +234,19 @@ class Transport(object):
             raise exception.CinderError(secrets.safe_text(exc), call=call,
                                         **ctx)
         return self._decode(call, response, ok, ctx), attempt['n']
+
+    def _request_kwargs(self, microversion, json, params, headers):
+        # log=False: keystoneauth would log answers at DEBUG level verbatim,
+        # and attachments carry CHAP credentials.
+        kwargs = {'microversion': microversion, 'raise_exc': False,
+                  'log': False,
+                  'timeout': self._conf.ipa_cinder.cinder_request_timeout}
+        for key, value in (('params', params), ('headers', headers)):
+            if value:
+                kwargs[key] = value
+        if json is not None:
+            kwargs['json'] = json
+        return kwargs
 
     @staticmethod
     def _decode(call, response, ok, ctx):
