@@ -11,7 +11,7 @@ VENV ?= .venv
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit functional bench venv system-deps pep8 genconfig releasenotes clean
+.PHONY: demo test unit functional bench venv system-deps pep8 genconfig releasenotes docs docs-venv clean
 
 # The product (both extras) and the sandbox, a distribution of its own that
 # is never shipped (ipa_cinder_sandbox/pyproject.toml), both editable.
@@ -42,7 +42,9 @@ unit: venv
 functional: system-deps
 	$(VENV)/bin/pytest -v -rs tests/functional $(PYTEST_ARGS)
 
-test: system-deps
+# The documentation is part of the test: a build that warns fails the run
+# before the tests start (it takes under a minute).
+test: system-deps docs
 	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
 
 demo: system-deps
@@ -57,12 +59,28 @@ bench: system-deps
 pep8: venv
 	$(VENV)/bin/flake8 ipa_cinder ipa_cinder_sandbox tests
 
+# Every option group the ipa-cinder command reads, as in the documentation.
 genconfig: venv
 	mkdir -p etc/ipa-cinder
-	$(VENV)/bin/oslo-config-generator --namespace ipa_cinder --output-file etc/ipa-cinder/ipa-cinder.conf.sample
+	$(VENV)/bin/oslo-config-generator --config-file tools/config/ipa-cinder-config-generator.conf
 
-releasenotes: venv
+# Sphinx and its theme on top of the venv: the build imports ipa_cinder
+# (the CLI and configuration references come from the code).
+$(VENV)/.docs-installed: $(VENV)/.installed doc/requirements.txt constraints.txt
+	$(PIP) install -q -c constraints.txt -r doc/requirements.txt
+	@touch $@
+
+docs-venv: $(VENV)/.docs-installed
+
+# Warnings are errors; -E re-reads every page, so a warning is never hidden
+# by an earlier build. HTML in doc/build/html.
+docs: docs-venv
+	$(VENV)/bin/sphinx-build -W -E -b html -d doc/build/doctrees doc/source doc/build/html
+
+# reno's checks, then the release notes as HTML in releasenotes/build/html.
+releasenotes: docs-venv
 	$(VENV)/bin/reno lint
+	$(VENV)/bin/sphinx-build -W -E -a -b html -d releasenotes/build/doctrees releasenotes/source releasenotes/build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .sandbox .sandbox-demo*
