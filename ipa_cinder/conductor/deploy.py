@@ -13,7 +13,7 @@
 """The ``cinder-agent`` deploy interface: boot from Cinder volumes.
 
 A ``direct`` deploy with these steps (names and priorities are a
-contract, see the README):
+contract, see doc/source/admin/deploy-steps.rst):
 
 =============================  ===  ======================================
 ``deploy`` (inherited)         100  boot the ramdisk, wait for it
