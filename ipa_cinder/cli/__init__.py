@@ -12,7 +12,16 @@
 
 """The ``ipa-cinder`` command: runs on any Linux host (as root to attach).
 
-``get-connector``, ``local-attach``, ``local-detach`` and ``list``, on the
-same code the agent half uses (:mod:`ipa_cinder.host`) and the same Cinder
-client as the conductor half (:mod:`ipa_cinder.common.cinder_client`).
+A cliff application (:mod:`~ipa_cinder.cli.shell`) whose commands are
+found on the entry-point group ``ipa_cinder.cli``: ``get-connector``
+(:mod:`~ipa_cinder.cli.connector`), ``local-attach``
+(:mod:`~ipa_cinder.cli.attach`), ``local-detach``
+(:mod:`~ipa_cinder.cli.detach`) and ``list``
+(:mod:`~ipa_cinder.cli.listing`), with cliff's output formats. They run
+the same code as the agent half (:mod:`ipa_cinder.host`) and the same
+Cinder client as the conductor half
+(:mod:`ipa_cinder.common.cinder_client`); what they do step by step is in
+:mod:`~ipa_cinder.cli.volumes`, the one module that imports os-brick,
+imported only when a command runs so that ``--help`` and usage errors
+stay fast and quiet.
 """

@@ -10,19 +10,51 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Output of the ``ipa-cinder`` command: JSON documents and text tables.
+"""What ``ipa-cinder`` shows: results masked, then made into cliff columns.
 
-Every result goes through :func:`prepare` first, which masks CHAP user
-names, passwords and any ``*password*``/``*secret*`` value unless the user
-asked for secrets with ``--show-secrets``. Error messages are always
-masked, whatever the flag.
+Every result goes through :func:`prepare` before any formatter sees it:
+CHAP user names, passwords and any ``*password*``/``*secret*`` value are
+masked unless the user asked for them with ``--show-secrets``. Error
+messages are always masked (:mod:`ipa_cinder.cli.errors`).
+
+Nested values become formattable columns: machine formats (JSON, YAML)
+get the data as it is, tables get one ``key: value`` line per key.
 """
 
 import json
 
+from cliff import columns
+
 from ipa_cinder.common import secrets
 
-FORMATS = ('table', 'json')
+
+def _text(value):
+    """One value of a nested structure, as a table shows it."""
+    if value is None:
+        return ''
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+class DictColumn(columns.FormattableColumn):
+    """A dict (connection info...): one ``key: value`` line per key."""
+
+    def human_readable(self):
+        return '\n'.join('%s: %s' % (key, _text(value))
+                         for key, value in sorted(self._value.items()))
+
+
+class ListColumn(columns.FormattableColumn):
+    """A list: one line per item; dict items as blocks of key lines."""
+
+    def human_readable(self):
+        if all(isinstance(item, dict) for item in self._value):
+            return '\n\n'.join(DictColumn(item).human_readable()
+                               for item in self._value)
+        return '\n'.join(_text(item) for item in self._value)
 
 
 def prepare(result, show_secrets=False):
@@ -32,90 +64,28 @@ def prepare(result, show_secrets=False):
     return secrets.mask(result)
 
 
-def safe_text(text):
-    """An error or log text with every secret masked (always)."""
-    return secrets.safe_text(text)
-
-
-def _cell(value):
-    """The text of one cell; a dict becomes one ``key: value`` per line."""
-    if value is None:
-        return ''
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
+def cell(value):
+    """A value as a formatter takes it (nested values as columns)."""
     if isinstance(value, dict):
-        return '\n'.join('%s: %s' % (k, json.dumps(v) if isinstance(
-            v, (dict, list)) else _cell(v)) for k, v in sorted(value.items()))
+        return DictColumn(value)
     if isinstance(value, (list, tuple)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+        return ListColumn(list(value))
+    return value
 
 
-def table(rows, columns):
-    """A text table of ``rows`` (dicts) with the given column keys.
+def one(result, names=None, show_secrets=False):
+    """``(names, values)`` of a dict for a ShowOne command.
 
-    Cells may span several lines (dicts are shown one key per line).
-    """
-    cells = [[_cell(row.get(col)).split('\n') for col in columns]
-             for row in rows]
-    widths = [max([len(col)] + [len(line) for r in cells for line in r[i]])
-              for i, col in enumerate(columns)]
-    rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-
-    def lines(values):
-        height = max(len(v) for v in values)
-        return ['| ' + ' | '.join(
-            (v[n] if n < len(v) else '').ljust(w)
-            for v, w in zip(values, widths)) + ' |' for n in range(height)]
-
-    out = [rule] + lines([[c] for c in columns]) + [rule]
-    for r in cells:
-        out += lines(r)
-    out.append(rule)
-    return '\n'.join(out)
-
-
-def field_table(mapping):
-    """A two-column Field/Value table of a dict, keys sorted."""
-    return table([{'Field': k, 'Value': mapping[k]}
-                  for k in sorted(mapping)], ['Field', 'Value'])
-
-
-def render(result, fmt, show_secrets=False, sections=None):
-    """The text to print for ``result``.
-
-    :param result: a dict (one object) or a dict of lists.
-    :param fmt: ``json`` or ``table``.
-    :param show_secrets: do not mask secrets.
-    :param sections: for tables, ``[(title, key, columns)]`` rendering
-        ``result[key]`` (a list of dicts) as one table each; the remaining
-        scalar keys are shown as a Field/Value table first.
+    :param names: the fields in display order; default: the dict's keys,
+        sorted.
     """
     shown = prepare(result, show_secrets)
-    if fmt == 'json':
-        return json.dumps(shown, indent=2, sort_keys=True)
-    if not sections:
-        return field_table(shown)
-    used = {key for _title, key, _cols in sections}
-    parts = []
-    rest = {k: v for k, v in shown.items() if k not in used}
-    if rest:
-        parts.append(field_table(rest))
-    for title, key, columns in sections:
-        rows = shown.get(key) or []
-        parts.append('%s (%d)' % (title, len(rows)))
-        if rows:
-            parts.append(table(rows, columns))
-    return '\n'.join(parts)
+    names = tuple(names or sorted(shown))
+    return names, tuple(cell(shown.get(name)) for name in names)
 
 
-def render_error(code, kind, message, fmt):
-    """The JSON error document printed on stdout with ``--format json``.
-
-    Returns None for tables: the message goes to stderr only.
-    """
-    if fmt != 'json':
-        return None
-    return json.dumps({'error': {'exit_code': code, 'kind': kind,
-                                 'message': safe_text(message)}},
-                      indent=2, sort_keys=True)
+def many(results, names, show_secrets=False):
+    """``(names, rows)`` of a list of dicts for a Lister command."""
+    shown = prepare(list(results), show_secrets)
+    return tuple(names), [tuple(cell(row.get(name)) for name in names)
+                          for row in shown]

@@ -10,326 +10,256 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""``ipa-cinder``: attach a Cinder volume to this Linux host.
+"""``ipa-cinder``: the cliff application and the console script.
 
-``get-connector``, ``local-attach``, ``local-detach`` and ``list``: the job
-of python-brick-cinderclient-ext, on the code the agent half uses
-(:class:`~ipa_cinder.agent.connections.VolumeConnections` for os-brick and
-the on-disk record, :class:`~ipa_cinder.cinder.CinderClient` for Cinder).
+The commands are cliff commands found on the entry-point group
+``ipa_cinder.cli`` (``get-connector``, ``local-attach``, ``local-detach``,
+``list``). The application owns the global options, wherever they stand
+on the command line, sets up logging (secrets filtered) and, once a
+command runs, the configuration; it builds the Cinder client on first use,
+the way OpenStack clients build theirs. It imports neither os-brick nor
+the Cinder client: ``--help`` and usage errors stay fast and quiet.
 
-The implementation is in :mod:`ipa_cinder.cli_commands` and
-:mod:`ipa_cinder.cli_output`; this module parses arguments, sets up
-configuration and logging, and maps errors to exit codes. It imports
-os-brick only once the arguments are parsed, so that ``--help`` and usage
-errors are fast and quiet.
-
-Exit codes: 0 success, 1 unexpected error, 2 usage or configuration
-error, 3 Cinder error (API, authentication, volume not found), 4 local
-error (os-brick connect/disconnect, mount, no storage identity),
-5 not root.
+Exit codes are in :mod:`ipa_cinder.cli.errors`.
 """
 
 import argparse
+import importlib.metadata
 import logging
 import os
-import signal
 import socket
 import sys
 import warnings
 
-from keystoneauth1 import exceptions as ks_exc
-import openstack
+from cliff import app
+from cliff import commandmanager
+from cliff import help as cliff_help
 from openstack import config as os_config
 from openstack import exceptions as os_exc
 from oslo_config import cfg
-from oslo_utils import strutils
-from oslo_utils import uuidutils
 
-from ipa_cinder.common import noauth
+from ipa_cinder.cli import cloud
+from ipa_cinder.cli import errors
+from ipa_cinder.cli import options
+from ipa_cinder.common import log_filter
+from ipa_cinder.common import secrets
 from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 
-LOG = logging.getLogger('ipa_cinder.cli')
 CONF = ipa_conf.CONF
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CINDER = 3
-EXIT_LOCAL = 4
-EXIT_NOT_ROOT = 5
+#: The entry-point group of the commands.
+NAMESPACE = 'ipa_cinder.cli'
 
-DEFAULT_CONFIG_FILE = '/etc/ipa-cinder/ipa-cinder.conf'
-# Flags that take an optional boolean: "--multipath" alone is true.
-OPTIONAL_BOOL_FLAGS = ('--multipath', '--enforce-multipath',
-                       '--show-secrets', '--force')
-MODES = ('rw', 'ro')
-FORMATS = ('table', 'json')
+DESCRIPTION = (
+    'Attach Cinder volumes to this Linux host. Cloud and credentials come '
+    'from clouds.yaml and the OS_* variables (openstacksdk) or the --os-* '
+    'options; auth type "none" with OS_ENDPOINT reaches a standalone '
+    'Cinder. Results go to stdout, logs to stderr.')
+
+LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
 
 
-CLIError = exception.CLIError
-PartialResult = exception.PartialResult
-
-
-def parse_bool(value):
-    """A strict boolean: true/false, yes/no, on/off, 1/0; else an error."""
+def _version():
     try:
-        return strutils.bool_from_string(value, strict=True)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            'expected a boolean (true/false, yes/no, on/off, 1/0), got %r'
-            % value)
+        return importlib.metadata.version('ipa-cinder')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
 
 
-def _is_bool_word(value):
-    try:
-        strutils.bool_from_string(value, strict=True)
-    except ValueError:
-        return False
-    return True
+def log_level(options):
+    """The root log level: -q errors, warnings by default, -v, -vv/--debug.
 
-
-def normalize_argv(argv):
-    """``--multipath`` alone means ``--multipath=true``.
-
-    ``--multipath false`` keeps its value; ``--multipath VOLUME`` does not
-    swallow the volume.
+    As in the openstack client (cliff counts -v from 1, -q sets 0).
     """
-    result = []
-    for i, arg in enumerate(argv):
-        if arg in OPTIONAL_BOOL_FLAGS and (
-                i + 1 >= len(argv) or not _is_bool_word(argv[i + 1])):
-            arg += '=true'
-        result.append(arg)
-    return result
+    if options.debug or options.verbose_level >= 3:
+        return logging.DEBUG
+    return {0: logging.ERROR, 1: logging.WARNING}.get(options.verbose_level,
+                                                      logging.INFO)
 
 
-def _uuid(value):
-    if not uuidutils.is_uuid_like(value):
-        raise argparse.ArgumentTypeError('expected a UUID, got %r' % value)
-    return value
+class HelpAction(cliff_help.HelpAction):
+    """``--help``: the global options, then one line per command.
+
+    cliff's own asks importlib.metadata which distribution provides each
+    command, to name plugins: that reads every installed distribution's
+    metadata (about a second here), and every command of ipa-cinder is its
+    own.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        application = self.default
+        out = application.stdout
+        parser.print_help(out)
+        out.write('\nCommands:\n')
+        for name, entry_point in sorted(application.command_manager):
+            command = entry_point.load()(application, None)
+            summary = command.get_description().split('\n')[0].rstrip('.')
+            out.write('  %-13s  %s\n' % (name, summary))
+        raise cliff_help.HelpExit()
 
 
-def build_parser(argv=(), cloud_config=None):
-    """The argument parser (openstacksdk's --os-* options included)."""
-    parser = argparse.ArgumentParser(
-        prog='ipa-cinder',
-        description='Attach Cinder volumes to this Linux host. Cloud and '
-                    'credentials come from clouds.yaml and OS_* variables '
-                    '(openstacksdk); --os-* options go before the command.',
-        epilog='Exit codes: 0 success, 1 unexpected error, 2 usage or '
-               'configuration error, 3 Cinder error, 4 local connect/'
-               'disconnect/mount error, 5 not root.')
-    (cloud_config or os_config.OpenStackConfig()).register_argparse_arguments(
-        parser, list(argv), service_keys=['block-storage'])
+class HelpCommand(cliff_help.HelpCommand):
+    """Print the help of a command, or the list of commands."""
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--format', choices=FORMATS,
-                        default='table', help='output format')
-    common.add_argument('--show-secrets', nargs='?', const=True,
-                        default=False, type=parse_bool, metavar='BOOL',
-                        help='show CHAP credentials instead of masking them')
-    common.add_argument('--host', default=None,
-                        help='connector host name (default: this host\'s '
-                             'name, %s)' % socket.gethostname())
-    common.add_argument('--state-dir', default=None,
-                        help='where connections are recorded (default: '
-                             '[ipa_cinder] state_dir, /var/lib/ipa-cinder)')
-    common.add_argument('--config-file', action='append', default=None,
-                        help='oslo.config file (default: %s if it exists)'
-                             % DEFAULT_CONFIG_FILE)
-    common.add_argument('--service-role-header', type=parse_bool,
-                        default=None, metavar='BOOL',
-                        help='send X-Service-Roles: service with attachment '
-                             'deletes (default: only with auth type none; '
-                             'see the README)')
-    common.add_argument('-v', '--verbose', action='store_true',
-                        help='log what is done (stderr)')
-    common.add_argument('--debug', action='store_true',
-                        help='debug logging (stderr)')
+    def get_epilog(self):
+        return ''  # not cliff's look-up of the providing distribution
 
-    multipath = argparse.ArgumentParser(add_help=False)
-    multipath.add_argument('--multipath', nargs='?', const=True,
-                           default=None, type=parse_bool, metavar='BOOL',
-                           help='use multipath (default: [ipa_cinder] '
-                                'use_multipath)')
-    multipath.add_argument('--enforce-multipath', nargs='?', const=True,
-                           default=False, type=parse_bool, metavar='BOOL',
-                           help='fail when multipathd is not running')
-
-    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    sub.required = True
-    sub.add_parser('get-connector', parents=[common, multipath],
-                   help="print this host's os-brick connector")
-    attach = sub.add_parser(
-        'local-attach', parents=[common, multipath],
-        help='attach a volume to this host: attachment create with the '
-             'connector and mode, os-brick connect, attachment complete')
-    attach.add_argument('volume', metavar='VOLUME', help='volume ID or name')
-    attach.add_argument('--mode', choices=MODES,
-                        default='rw', help='attach mode (default: rw)')
-    attach.add_argument('--mountpoint', default=None,
-                        help='mount the volume\'s filesystem there')
-    attach.add_argument('--instance-uuid', type=_uuid, default=None,
-                        help='instance UUID recorded in the attachment')
-    detach = sub.add_parser(
-        'local-detach', parents=[common],
-        help="detach a volume from this host (unmount, disconnect, "
-             "attachment delete)")
-    detach.add_argument('volume', metavar='VOLUME', help='volume ID or name')
-    detach.add_argument('--attachment-id', type=_uuid, default=None,
-                        help='the attachment to remove (default: the one '
-                             'of this host)')
-    detach.add_argument('--force', nargs='?', const=True, default=False,
-                        type=parse_bool, metavar='BOOL',
-                        help='disconnect even if the device is still in '
-                             'use (mounted in another mount namespace, held '
-                             'by device-mapper...) or cannot be flushed')
-    sub.add_parser('list', parents=[common],
-                   help='what this host has attached: local record and '
-                        'Cinder\'s view')
-    return parser
+    def take_action(self, parsed_args):
+        if parsed_args.cmd:
+            try:
+                return super().take_action(parsed_args)
+            except ValueError:  # neither a command nor a command's prefix
+                self.app.stderr.write(
+                    'ipa-cinder: error: %r is not a command (see ipa-cinder '
+                    '--help)\n' % ' '.join(parsed_args.cmd))
+                return errors.EXIT_USAGE
+        HelpAction([], argparse.SUPPRESS, default=self.app)(
+            self.app.parser, self.app.options, None, None)
 
 
-# ----------------------------------------------------------- set-up --
+class IpaCinderApp(app.App):
+    """The ``ipa-cinder`` application.
 
-def setup(args):
-    """Configuration files, the state directory, logging."""
-    files = args.config_file
-    if files is None:
-        files = ([DEFAULT_CONFIG_FILE]
-                 if os.path.exists(DEFAULT_CONFIG_FILE) else [])
-    try:
-        CONF([], project='ipa-cinder', default_config_files=files)
-    except cfg.Error as e:
-        raise CLIError('configuration: %s' % e, EXIT_USAGE)
-    if args.state_dir:
-        CONF.set_override('state_dir', os.path.abspath(args.state_dir),
-                          group='ipa_cinder')
-    level = (logging.DEBUG if args.debug else
-             logging.INFO if args.verbose else logging.WARNING)
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            '%(asctime)s %(levelname)s %(name)s: %(message)s'))
-        root.addHandler(handler)
-    root.setLevel(level)
-    if level > logging.INFO:
-        # os-brick warns about every protocol this host lacks (NVMe...).
-        logging.getLogger('os_brick').setLevel(logging.ERROR)
-    # Imported here: see the module docstring.
-    from ipa_cinder.common import log_filter
-    log_filter.install(root)
+    :param argv: the command line (openstacksdk adds the options of the
+        auth plugin it names); may be empty, e.g. to document the options.
+    :param cloud_config: an ``openstack.config.OpenStackConfig``.
+    """
 
+    NAME = 'ipa-cinder'
+    LOG = logging.getLogger('ipa_cinder.cli')
 
-def cinder_client(args):
-    """A CinderClient from clouds.yaml, OS_* variables and --os-* options."""
-    # Imported here: see the module docstring (it imports os-brick).
-    from ipa_cinder.common import cinder_client as cinder
+    def __init__(self, argv=(), stdin=None, stdout=None, stderr=None,
+                 cloud_config=None):
+        self._argv = list(argv)
+        self.cloud_config = cloud_config or os_config.OpenStackConfig()
+        self._configured = False
+        self._cinder = None
+        super().__init__(
+            description=DESCRIPTION, version=_version(),
+            command_manager=commandmanager.CommandManager(NAMESPACE),
+            stdin=stdin, stdout=stdout, stderr=stderr, deferred_help=True)
+        self.command_manager.add_command('help', HelpCommand)
 
-    try:
-        region = os_config.OpenStackConfig().get_one(argparse=args)
-        session = region.get_session()
-        if region.config.get('auth_type') in ('none', 'noauth'):
-            auth = region.config.get('auth') or {}
-            endpoint = (region.get_endpoint('block-storage')
-                        or auth.get('endpoint'))
-            if not endpoint:
-                raise CLIError(
-                    'auth type none needs the Cinder endpoint: set '
-                    'OS_ENDPOINT (or block_storage_endpoint_override in '
-                    'clouds.yaml)', EXIT_USAGE)
-            token = noauth.token_for(endpoint, auth)
-            session.auth = noauth.TokenAuth(endpoint, token)
-            # Version discovery is unauthenticated: it needs it too.
-            session.additional_headers['X-Auth-Token'] = token
-        cloud = openstack.connection.Connection(config=region)
-    except (os_exc.ConfigException,
-            ks_exc.AuthPluginException) as e:
-        raise CLIError('cloud configuration: %s (configure clouds.yaml and '
-                       'OS_CLOUD, or the OS_* variables)' % e, EXIT_USAGE)
-    return cinder.CinderClient(
-        cloud, service_role_header=args.service_role_header)
+    def build_option_parser(self, description, version,
+                            argparse_kwargs=None):
+        kwargs = dict(argparse_kwargs or {}, prog=self.NAME,
+                      usage='%s [GLOBAL OPTIONS] COMMAND [OPTIONS]'
+                      % self.NAME,
+                      # Abbreviations off: this parser must not take a
+                      # command's option for one of its own.
+                      allow_abbrev=False, epilog=errors.EPILOG)
+        parser = super().build_option_parser(description, version, kwargs)
+        for action in parser._actions:
+            if action.dest == 'debug':  # cliff's text says less
+                action.help = ('log everything, and the traceback of an '
+                               'error, on stderr')
+        options.add_global_options(parser, self._argv, self.cloud_config)
+        return parser
 
+    def print_help_if_requested(self):
+        if self.options.deferred_help:
+            HelpAction([], argparse.SUPPRESS, default=self)(
+                self.parser, self.options, None, None)
 
-def _implementation():
-    """The command and output modules (they import os-brick)."""
-    with warnings.catch_warnings():
-        # oslo.privsep imports eventlet, which warns that it is deprecated
-        # on every start: not something the user can act on.
-        warnings.simplefilter('ignore')
-        from ipa_cinder.cli import commands as cli_commands
-        from ipa_cinder.cli import output as cli_output
-    return cli_commands, cli_output
+    def run(self, argv):
+        if list(argv) != self._argv:
+            # The auth plugin options depend on the command line.
+            self._argv = list(argv)
+            self.parser = self.build_option_parser(DESCRIPTION, _version())
+        try:
+            argv = options.normalize_argv(argv)
+        except argparse.ArgumentTypeError as e:
+            self.parser.error(str(e))
+        return super().run(argv)
 
+    def configure_logging(self):
+        """Logs to stderr (and --log-file), secrets filtered."""
+        root = logging.getLogger()
+        if not root.handlers:
+            handler = logging.StreamHandler(self.stderr)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            root.addHandler(handler)
+        if self.options.log_file:
+            handler = logging.FileHandler(self.options.log_file)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            root.addHandler(handler)
+        level = log_level(self.options)
+        root.setLevel(level)
+        if level > logging.INFO:
+            # os-brick warns about every protocol this host lacks (NVMe...).
+            logging.getLogger('os_brick').setLevel(logging.ERROR)
+        log_filter.install(root)
+        if not self.options.debug:
+            # Library deprecation warnings are nothing a user can act on.
+            warnings.simplefilter('ignore')
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt()
+    def interact(self):
+        # cliff starts an interactive shell when no command is given;
+        # ipa-cinder has none to offer.
+        self.parser.error('a command is required (see %s --help)'
+                          % self.NAME)
 
+    def run_subcommand(self, argv):
+        try:
+            self.command_manager.find_command(argv)
+        except ValueError:
+            # cliff would print its suggestions on stdout, where a script
+            # expects a result: usage errors go to stderr.
+            self.parser.print_usage(self.stderr)
+            matches = self.get_fuzzy_matches(argv[0])
+            self.stderr.write(
+                '%s: error: %r is not a command (see %s --help)%s\n'
+                % (self.NAME, ' '.join(argv), self.NAME,
+                   '; did you mean %s?' % ' or '.join(matches)
+                   if matches else ''))
+            return errors.EXIT_USAGE
+        return super().run_subcommand(argv)
 
-_KINDS = {EXIT_USAGE: 'usage', EXIT_CINDER: 'cinder', EXIT_LOCAL: 'local',
-          EXIT_NOT_ROOT: 'not-root', EXIT_ERROR: 'unexpected'}
+    def configure(self):
+        """Read the configuration files; called once a command runs."""
+        if self._configured:
+            return
+        try:
+            CONF([], project='ipa-cinder',
+                 default_config_files=options.config_files(self.options))
+        except cfg.Error as e:
+            raise exception.CLIError('configuration: %s' % e,
+                                     errors.EXIT_USAGE)
+        if self.options.state_dir:
+            CONF.set_override('state_dir',
+                              os.path.abspath(self.options.state_dir),
+                              group='ipa_cinder')
+        self._configured = True
 
+    @property
+    def connector_host(self):
+        """``connector["host"]``: ``--host`` or this host's name."""
+        return self.options.host or socket.gethostname()
 
-def classify(exc):
-    """(exit code, kind) of an exception."""
-    # Imported here: see the module docstring.
-    from oslo_concurrency import processutils
-
-    if isinstance(exc, CLIError):
-        return exc.code, _KINDS.get(exc.code, 'unexpected')
-    if isinstance(exc, exception.CinderError):
-        return EXIT_CINDER, 'cinder'
-    if isinstance(exc, (exception.VolumeConnectionError,
-                        exception.InvalidConnectionInfo,
-                        exception.InvalidIdentifier,
-                        processutils.ProcessExecutionError, OSError)):
-        return EXIT_LOCAL, 'local'
-    return EXIT_ERROR, 'unexpected'
+    @property
+    def cinder(self):
+        """The CinderClient of the chosen cloud (built on first use)."""
+        if self._cinder is None:
+            self._cinder = cloud.cinder_client(self.cloud_config,
+                                               self.options)
+        return self._cinder
 
 
 def main(argv=None):
-    argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
+    """The ``ipa-cinder`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser(argv).parse_args(argv)
+        return IpaCinderApp(argv).run(argv)
     except os_exc.ConfigException as e:
-        print('ipa-cinder: error: cloud configuration: %s' % e,
-              file=sys.stderr)
-        return EXIT_USAGE
+        sys.stderr.write('ipa-cinder: error: cloud configuration: %s\n'
+                         % secrets.safe_text(e))
+        return errors.EXIT_USAGE
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-        return e.code
-    fmt = args.format
-    if not args.debug:
-        # Library deprecation warnings (eventlet, imported lazily by
-        # oslo.privsep...) are nothing a user can act on.
-        warnings.simplefilter('ignore')
-    commands, output = _implementation()
-    # SIGTERM interrupts like Ctrl-C: local-attach undoes what it did.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        setup(args)
-        result = commands.COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print('ipa-cinder: interrupted', file=sys.stderr)
-        return 130
-    except Exception as e:
-        code, kind = classify(e)
-        LOG.debug('ipa-cinder %s failed', args.command, exc_info=True)
-        if isinstance(e, PartialResult):
-            print(output.render(e.result, fmt, args.show_secrets,
-                                commands.SECTIONS.get(args.command)))
-            print('ipa-cinder: %s error: %s' % (kind, output.safe_text(e)),
-                  file=sys.stderr)
-            return code
-        print('ipa-cinder: %s error: %s'
-              % (kind, output.safe_text(e)), file=sys.stderr)
-        document = output.render_error(code, kind, str(e), fmt)
-        if document:
-            print(document)
-        return code
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(output.render(result, fmt, args.show_secrets,
-                        commands.SECTIONS.get(args.command)))
-    return EXIT_OK
+        if e.code is None or isinstance(e.code, int):
+            return e.code or errors.EXIT_OK
+        return errors.EXIT_USAGE
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -14,7 +14,9 @@
 
 Real Cinder 29 (file driver: ``local`` exports are loop devices of this
 host, ``iscsi`` exports are tgt targets with CHAP), real os-brick. Each
-test records its connections in its own temporary state directory.
+test records its connections in its own temporary state directory, given
+with the global option ``--state-dir`` after the command (and before it
+in test_global_options_before_the_command).
 """
 
 import json
@@ -25,6 +27,7 @@ import time
 import uuid
 
 import pytest
+import yaml
 
 from ipa_cinder_sandbox import loopdev
 
@@ -45,16 +48,20 @@ class Runner(object):
     def state(self, name='state'):
         return str(self.tmp_path / name)
 
+    def raw(self, argv, env=None):
+        """Run ``ipa-cinder argv``; returns the finished process."""
+        return subprocess.run([CLI] + list(argv), capture_output=True,
+                              text=True, env=env or self.env,
+                              cwd=str(self.tmp_path), timeout=180)
+
     def run(self, *args, state='state', fmt='json', env=None):
         """Run a command; returns (exit code, parsed stdout, all text)."""
-        argv = [CLI] + list(args) + ['--state-dir', self.state(state),
-                                     '--format', fmt]
-        proc = subprocess.run(argv, capture_output=True, text=True,
-                              env=env or self.env, cwd=str(self.tmp_path),
-                              timeout=180)
+        proc = self.raw(list(args) + ['--state-dir', self.state(state),
+                                      '--format', fmt], env=env)
         parsed = None
-        if fmt == 'json' and proc.stdout.strip():
-            parsed = json.loads(proc.stdout)
+        if fmt in ('json', 'yaml') and proc.stdout.strip():
+            parsed = (json.loads if fmt == 'json' else yaml.safe_load)(
+                proc.stdout)
         return proc.returncode, parsed, proc.stdout + proc.stderr
 
     def ok(self, *args, **kwargs):
@@ -83,6 +90,11 @@ def _records(cli, state='state'):
     return [n for n in os.listdir(path) if n.endswith('.json')]
 
 
+def _recorded(rows):
+    """The rows of ``ipa-cinder list`` recorded on this host."""
+    return [r for r in rows if r['recorded_here']]
+
+
 def test_get_connector(cli):
     code, connector, text = cli.run('get-connector', '--host', 'cli-host-1')
     assert code == 0, text
@@ -91,9 +103,21 @@ def test_get_connector(cli):
     assert connector['host'] == 'cli-host-1'
     assert connector['initiator']
     assert connector['multipath'] is False
-    connector = cli.ok('get-connector', '--multipath', 'false',
-                       '--host', 'cli-host-1')
-    assert connector['multipath'] is False
+    for off in (['--multipath', 'false'], ['--multipath=no'],
+                ['--no-multipath']):
+        connector = cli.ok('get-connector', '--host', 'cli-host-1', *off)
+        assert connector['multipath'] is False
+    # Other formats, one field.
+    proc = cli.raw(['get-connector', '--host', 'cli-host-2', '-f', 'value',
+                    '-c', 'host'])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, 'cli-host-2\n', '')
+    code, connector, text = cli.run('get-connector', '--host', 'cli-host-3',
+                                    '-c', 'host', '-c', 'initiator',
+                                    fmt='yaml')
+    assert code == 0, text
+    assert set(connector) == {'host', 'initiator'}
+    assert connector['host'] == 'cli-host-3'
 
 
 def test_attach_write_detach_data_persisted(cli, sandbox):
@@ -107,13 +131,14 @@ def test_attach_write_detach_data_persisted(cli, sandbox):
     assert sandbox.get_volume(volume['id'])['status'] == 'in-use'
 
     listed = cli.ok('list')
-    assert [r['attachment_id'] for r in listed['local']] == [
+    assert [r['attachment_id'] for r in _recorded(listed)] == [
         attached['attachment_id']]
-    assert listed['local'][0]['present'] is True
-    assert listed['local'][0]['in_cinder'] is True
-    mine = [r for r in listed['cinder'] if r['volume_id'] == volume['id']]
+    assert _recorded(listed)[0]['present'] is True
+    assert _recorded(listed)[0]['in_cinder'] is True
+    # Cinder's view is merged into the row.
+    assert _recorded(listed)[0]['volume_status'] == 'in-use'
+    mine = [r for r in listed if r['volume_id'] == volume['id']]
     assert [r['attachment_id'] for r in mine] == [attached['attachment_id']]
-    assert mine[0]['recorded_here'] is True
 
     # Attaching again is idempotent: same attachment, no second one.
     again = cli.ok('local-attach', volume['id'])
@@ -197,7 +222,7 @@ def test_mountpoint_mount_and_unmount(cli, sandbox, tmp_path):
     with open(os.path.join(mnt, 'hello'), 'w') as f:
         f.write('written through ipa-cinder')
     listed = cli.ok('list')
-    assert listed['local'][0]['mountpoint'] == mnt
+    assert _recorded(listed)[0]['mountpoint'] == mnt
     _detach_mounted(cli, volume['id'])
     assert not os.path.ismount(mnt)
     assert _attachments(sandbox, volume['id']) == []
@@ -339,7 +364,7 @@ def test_missing_volume_and_clouds_yaml(cli, sandbox, tmp_path):
     env.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD='sandbox')
     code, result, text = cli.run('list', env=env)
     assert code == 0, text
-    assert result['local'] == []
+    assert _recorded(result) == []
 
 
 def test_stale_record_replaced_second_rw_attach_refused(cli, sandbox):
@@ -394,5 +419,75 @@ def test_two_attachments_of_one_host_need_an_id(cli, sandbox):
     cli.ok('local-detach', volume['id'], '--host', 'cli-host-x', state='b')
     assert _attachments(sandbox, volume['id']) == []
     assert _records(cli, 'a') == _records(cli, 'b') == []
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+def test_global_options_before_the_command(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    state = cli.state('before')
+    proc = cli.raw(['--state-dir', state, '--host', 'cli-host-before',
+                    'local-attach', volume['id'], '-f', 'json'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    attached = json.loads(proc.stdout)
+    assert attached['host'] == 'cli-host-before'
+    assert _records(cli, 'before') == ['%s.json' % attached['attachment_id']]
+    [cinder_view] = _attachments(sandbox, volume['id'])
+    assert cinder_view['id'] == attached['attachment_id']
+    # Mixed: some before, some after the command.
+    proc = cli.raw(['--host', 'cli-host-before', 'local-detach',
+                    volume['id'], '--state-dir', state, '-f', 'json'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)['detached'][0]['deleted_in_cinder']
+    assert _attachments(sandbox, volume['id']) == []
+    assert _records(cli, 'before') == []
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+def test_output_formats_and_columns(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    # Just the device path: what a script wants.
+    code, _result, text = cli.run('local-attach', volume['id'],
+                                  '-c', 'device_path', fmt='value')
+    assert code == 0, text
+    device = text.strip()
+    assert device in loopdev.devices_of(sandbox.volume_file(volume))
+
+    # Attached already: the same attachment, shown for a shell.
+    code, _result, text = cli.run('local-attach', volume['id'], fmt='shell')
+    assert code == 0, text
+    assert 'device_path="%s"' % device in text.splitlines()
+    assert 'reused="True"' in text.splitlines()
+
+    code, rows, text = cli.run('list', '--long', fmt='yaml')
+    assert code == 0, text
+    [row] = _recorded(rows)
+    assert row['device_path'] == device
+    assert row['driver_volume_type'] == 'local'
+    assert row['connected_at']
+
+    code, _result, text = cli.run('list', '-c', 'attachment_id',
+                                  '-c', 'present', fmt='csv')
+    assert code == 0, text
+    assert text.splitlines()[0] == '"attachment_id","present"'
+    assert text.splitlines()[1].endswith(',True')
+
+    code, _result, text = cli.run('list', fmt='table')
+    assert code == 0, text
+    assert device in text
+    assert 'recorded_here' in text
+
+    # An unknown column is refused before anything is done.
+    code, result, text = cli.run('local-detach', volume['id'],
+                                 '-c', 'no_such_column')
+    assert code == 2, text
+    assert result['error']['kind'] == 'usage'
+    assert len(_attachments(sandbox, volume['id'])) == 1
+
+    code, detached, text = cli.run('local-detach', volume['id'], fmt='yaml')
+    assert code == 0, text
+    assert detached['detached'][0]['device_path'] == device
+    assert _attachments(sandbox, volume['id']) == []
     sandbox.wait_volume(volume['id'], 'available')
     sandbox.delete_volume(volume['id'])
