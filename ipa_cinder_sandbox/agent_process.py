@@ -12,7 +12,7 @@
 """A real ironic-python-agent, with this plugin, running confined.
 
 Used by the functional tests, the demo and the sandbox. The agent runs in
-a :class:`ipa_cinder_sandbox.jail.Jail` on 127.0.0.1 and is driven over
+a :class:`ipa_cinder_sandbox.jail.host.Jail` on 127.0.0.1 and is driven over
 its REST API exactly as Ironic drives it (``POST /v1/commands/``).
 
 Without ``api_url`` the agent runs with no Ironic: it does no lookup and
@@ -32,16 +32,14 @@ from oslo_log import log
 import requests
 import urllib3
 
-from ipa_cinder_sandbox import jail as jail_mod
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox.jail import host as jail_host
+from ipa_cinder_sandbox import polling
 
 LOG = log.getLogger(__name__)
 
 AGENT_BINARY = os.path.join(os.path.dirname(sys.executable),
                             'ironic-python-agent')
-
-
-class AgentError(RuntimeError):
-    """The agent did not start, or a command could not be sent."""
 
 
 def free_port():
@@ -75,10 +73,12 @@ class AgentProcess(object):
         self.state_dir = os.path.join(self.workdir, 'state')
         self.log_path = os.path.join(self.workdir, 'agent.log')
         self.conf_path = os.path.join(self.workdir, 'agent.conf')
-        self.jail = jail_mod.Jail(self.name,
-                                  os.path.join(self.workdir, 'jail'),
-                                  devices=devices,
-                                  writable=[self.workdir])
+        self.initiator_file = os.path.join(self.workdir, 'iscsi',
+                                           'initiatorname.iscsi')
+        self.jail = jail_host.Jail(self.name,
+                                   os.path.join(self.workdir, 'jail'),
+                                   devices=devices,
+                                   writable=[self.workdir])
         self._log_file = None
 
     @property
@@ -112,7 +112,10 @@ class AgentProcess(object):
             default['agent_token'] = self.token
             default['enable_auto_tls'] = False
         conf = {'DEFAULT': default,
-                'ipa_cinder': {'state_dir': self.state_dir},
+                # The agent writes the node's initiator name: into its own
+                # directory, never the host's /etc (read-only in the jail).
+                'ipa_cinder': {'state_dir': self.state_dir,
+                               'initiator_file': self.initiator_file},
                 'metrics': {'backend': 'noop'}}
         for section, options in self.extra_conf.items():
             conf.setdefault(section, {}).update(options)
@@ -129,7 +132,7 @@ class AgentProcess(object):
                     PYTHONDONTWRITEBYTECODE='1')
 
     def _answers(self):
-        """Raise unless the agent's API answers.
+        """True if the agent's API answers (raises if it does not).
 
         Only "does it answer": with auto-TLS the certificate is the agent's
         own, self-signed; Ironic verifies it with the copy from the
@@ -139,6 +142,13 @@ class AgentProcess(object):
             warnings.simplefilter('ignore',
                                   urllib3.exceptions.InsecureRequestWarning)
             requests.get(self.url + '/v1/status', timeout=2, verify=False)
+        return True
+
+    def _check_running(self):
+        if self.jail.proc.poll() is not None:
+            raise errors.AgentError(
+                'the agent exited with %s during start-up; see %s'
+                % (self.jail.proc.returncode, self.log_path))
 
     def start(self, timeout=60):
         """Start the agent and wait until its API answers."""
@@ -153,25 +163,20 @@ class AgentProcess(object):
         self.jail.start([AGENT_BINARY, '--config-file', self.conf_path],
                         env=env, stdout=self._log_file,
                         stderr=subprocess.STDOUT)
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.jail.proc.poll() is not None:
-                self.stop()
-                raise AgentError('the agent exited with %s during start-up; '
-                                 'see %s' % (self.jail.proc.returncode,
-                                             self.log_path))
-            try:
-                self._answers()
-            except requests.RequestException:
-                time.sleep(0.2)
-                continue
-            self.started_in = time.monotonic() - started
-            LOG.info('Agent %s answers on %s after %.1fs', self.name,
-                     self.url, self.started_in)
-            return self
-        self.stop()
-        raise AgentError('the agent did not answer on %s within %ss; see %s'
-                         % (self.url, timeout, self.log_path))
+        try:
+            polling.wait_until(
+                self._answers, timeout,
+                'the agent on %s (see %s)' % (self.url, self.log_path),
+                on_tick=self._check_running,
+                retry_on=(requests.RequestException,),
+                error=errors.AgentError)
+        except errors.AgentError:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - started
+        LOG.info('Agent %s answers on %s after %.1fs', self.name,
+                 self.url, self.started_in)
+        return self
 
     def stop(self):
         """Stop the agent and everything it started. Idempotent."""
@@ -200,34 +205,19 @@ class AgentProcess(object):
                              timeout=timeout)
 
     def command(self, name, params=None, timeout=120):
-        """Run ``name`` and return its result, or raise CommandFailed."""
+        """Run ``name`` and return its result.
+
+        :raises ipa_cinder_sandbox.errors.CommandFailed: it was refused or
+            failed.
+        """
         response = self.post_command(name, params, timeout=timeout)
         body = response.json()
         if response.status_code >= 400:
-            raise CommandFailed(name, response.status_code, body)
+            raise errors.CommandFailed(name, response.status_code, body)
         if body.get('command_status') != 'SUCCEEDED':
-            raise CommandFailed(name, response.status_code, body)
+            raise errors.CommandFailed(name, response.status_code, body)
         return body.get('command_result')
 
     def read_log(self):
         with open(self.log_path, 'rb') as f:
             return f.read().decode(errors='replace')
-
-
-class CommandFailed(AgentError):
-    """An agent command was refused or failed; ``body`` is the reply."""
-
-    def __init__(self, name, status, body):
-        self.name = name
-        self.status = status
-        self.body = body
-        error = body.get('command_error') if isinstance(body, dict) else None
-        if isinstance(error, dict):
-            message = error.get('details') or error.get('message')
-        elif isinstance(body, dict):
-            message = (body.get('faultstring') or body.get('details')
-                       or error)
-        else:
-            message = body
-        self.message = message
-        super().__init__('%s failed (HTTP %s): %s' % (name, status, message))

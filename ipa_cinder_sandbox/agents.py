@@ -26,6 +26,7 @@ import shutil
 import sys
 
 from ipa_cinder_sandbox import agent_process
+from ipa_cinder_sandbox import errors
 
 
 _LSBLK_WRAPPER = """#!%(python)s
@@ -65,7 +66,7 @@ class IronicAgent(agent_process.AgentProcess):
         os.makedirs(tools, exist_ok=True)
         lsblk = shutil.which('lsblk', path='/usr/bin:/bin:/usr/sbin:/sbin')
         if not lsblk:
-            raise agent_process.AgentError('lsblk is missing (util-linux)')
+            raise errors.AgentError('lsblk is missing (util-linux)')
         path = os.path.join(tools, 'lsblk')
         with open(path, 'w') as f:
             f.write(_LSBLK_WRAPPER % {'python': sys.executable,

@@ -21,11 +21,12 @@ by the PID they log.
 
 import configparser
 import os
-import subprocess
 import sys
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 from ipa_cinder_sandbox import rest
 
@@ -69,11 +70,9 @@ class Cinder(object):
         return os.path.join(os.path.dirname(self.layout.venv_bin), 'etc',
                             'cinder', name)
 
-    def write_config(self):
-        helper = '%s --config-file %s' % (
-            self.layout.venv_tool('privsep-helper'), self.conf)
-        conf = configparser.ConfigParser(interpolation=None)
-        conf['DEFAULT'] = {
+    def _default_options(self):
+        """The ``[DEFAULT]`` section: noauth API, RPC, both backends."""
+        return {
             'debug': 'True',
             # Cinder's tgt helper logs each target's configuration, CHAP
             # password included, at debug level: keep that logger at INFO
@@ -105,6 +104,36 @@ class Cinder(object):
             'scheduler_driver_init_wait_time': '3',
             'graceful_shutdown_timeout': '5',
         }
+
+    def _backend_sections(self):
+        """One section per backend of the file driver."""
+        driver = 'ipa_cinder_sandbox.driver.FileVolumeDriver'
+        return {
+            'local': {
+                'volume_driver': driver,
+                'volume_backend_name': 'local',
+                'sandbox_volumes_dir': self.volumes_dir('local'),
+                'sandbox_export': 'local',
+            },
+            'iscsi': {
+                'volume_driver': driver,
+                'volume_backend_name': 'iscsi',
+                'sandbox_volumes_dir': self.volumes_dir('iscsi'),
+                'sandbox_export': 'iscsi',
+                'target_helper': 'tgtadm',
+                'target_protocol': 'iscsi',
+                'target_ip_address': '127.0.0.1',
+                'target_port': str(self.layout.ports['iscsi']),
+                'use_chap_auth': 'True',
+                'volumes_dir': self.tgt.volumes_dir,
+            },
+        }
+
+    def write_config(self):
+        helper = '%s --config-file %s' % (
+            self.layout.venv_tool('privsep-helper'), self.conf)
+        conf = configparser.ConfigParser(interpolation=None)
+        conf['DEFAULT'] = self._default_options()
         conf['database'] = {'connection': self.database.url('cinder')}
         conf['oslo_concurrency'] = {'lock_path': os.path.join(self.base,
                                                               'locks')}
@@ -115,24 +144,7 @@ class Cinder(object):
         conf['cinder_sys_admin'] = {'helper_command': helper}
         conf['privsep_osbrick'] = {'helper_command': helper}
         conf['backend_defaults'] = {'max_over_subscription_ratio': '20.0'}
-        conf['local'] = {
-            'volume_driver': 'ipa_cinder_sandbox.driver.FileVolumeDriver',
-            'volume_backend_name': 'local',
-            'sandbox_volumes_dir': self.volumes_dir('local'),
-            'sandbox_export': 'local',
-        }
-        conf['iscsi'] = {
-            'volume_driver': 'ipa_cinder_sandbox.driver.FileVolumeDriver',
-            'volume_backend_name': 'iscsi',
-            'sandbox_volumes_dir': self.volumes_dir('iscsi'),
-            'sandbox_export': 'iscsi',
-            'target_helper': 'tgtadm',
-            'target_protocol': 'iscsi',
-            'target_ip_address': '127.0.0.1',
-            'target_port': str(self.layout.ports['iscsi']),
-            'use_chap_auth': 'True',
-            'volumes_dir': self.tgt.volumes_dir,
-        }
+        conf.read_dict(self._backend_sections())
         os.makedirs(os.path.dirname(self.conf), exist_ok=True)
         for backend in BACKENDS:
             os.makedirs(self.volumes_dir(backend), exist_ok=True)
@@ -167,14 +179,8 @@ class Cinder(object):
     def sync_db(self):
         """Create the schema (cinder-manage db sync)."""
         self.database.create('cinder')
-        result = subprocess.run(
-            [self.layout.venv_tool('cinder-manage'), '--config-file',
-             self.conf, 'db', 'sync'],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=self._env(), check=False)
-        if result.returncode:
-            raise process.SandboxError('cinder-manage db sync failed:\n%s'
-                                       % result.stdout.decode()[-3000:])
+        commands.run(self.layout.venv_tool('cinder-manage'), '--config-file',
+                     self.conf, 'db', 'sync', env=self._env())
         self.database.tune('cinder')
 
     def start(self):
@@ -236,11 +242,11 @@ class Cinder(object):
         self.wait_pools(timeout)
 
     def wait_services(self, timeout=120):
-        process.wait_until(lambda: self._services_up(restart=True), timeout,
+        polling.wait_until(lambda: self._services_up(restart=True), timeout,
                            'Cinder services', interval=0.5)
 
     def wait_pools(self, timeout=120):
-        process.wait_until(self._pools_known, timeout,
+        polling.wait_until(self._pools_known, timeout,
                            'Cinder scheduler pools', interval=0.5)
 
     def create_volume_types(self, timeout=30):
@@ -259,7 +265,7 @@ class Cinder(object):
                 self.client.post('/types', {'volume_type': {
                     'name': name, 'extra_specs': extra}})
             return True
-        process.wait_until(create_missing, timeout, 'Cinder volume types',
+        polling.wait_until(create_missing, timeout, 'Cinder volume types',
                            interval=0.5)
 
     def privsep_pids(self):

@@ -17,63 +17,36 @@ command line names a file under it, mounts below it, loop devices backed
 by files under it.
 """
 
-import os
-import subprocess
-
+from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from ipa_cinder.host import mounts
 from ipa_cinder_sandbox import loopdev
 from ipa_cinder_sandbox import process
 
 LOG = logging.getLogger(__name__)
 
 
-def _unescape(field):
-    """Decode the octal escapes of /proc/self/mountinfo."""
-    return field.encode().decode('unicode_escape')
-
-
-def mounts_under(directory):
-    """Mount points below ``directory``, deepest first."""
-    prefix = os.path.abspath(directory).rstrip('/') + '/'
-    found = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            point = _unescape(line.split()[4])
-            if point.startswith(prefix):
-                found.append(point)
-    return sorted(set(found), key=len, reverse=True)
-
-
 def unmount_all_under(directory):
     """Unmount everything below ``directory`` (lazily if busy)."""
-    points = mounts_under(directory)
+    points = mounts.mounts_under(directory)
     for point in points:
-        result = subprocess.run(['umount', point], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, check=False)
-        if result.returncode:
-            LOG.warning('umount %s failed (%s); detaching it lazily', point,
-                        result.stdout.decode(errors='replace').strip())
-            subprocess.run(['umount', '-l', point], check=False)
-    return points
-
-
-def _ancestors():
-    pids = set()
-    pid = os.getpid()
-    while pid > 1:
-        pids.add(pid)
         try:
-            with open('/proc/%d/stat' % pid) as f:
-                pid = int(f.read().rsplit(')', 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
+            mounts.unmount(point)
+        except processutils.ProcessExecutionError as e:
+            LOG.warning('umount %s failed (%s); detaching it lazily', point,
+                        (e.stderr or e.stdout or '').strip())
+            try:
+                mounts.unmount(point, lazy=True)
+            except processutils.ProcessExecutionError as e:
+                LOG.warning('Lazy umount of %s failed too: %s', point,
+                            (e.stderr or '').strip())
+    return points
 
 
 def leftover_pids(state_dir):
     """Processes naming the state directory, except this one's lineage."""
-    mine = _ancestors()
+    mine = process.lineage()
     return [pid for pid in process.pids_referring_to(state_dir)
             if pid not in mine]
 
@@ -82,10 +55,8 @@ def stop_leftovers(state_dir):
     """Stop every process still naming the state directory."""
     stopped = []
     for pid in leftover_pids(state_dir):
-        try:
-            with open('/proc/%d/cmdline' % pid, 'rb') as f:
-                cmd = f.read().replace(b'\0', b' ').decode(errors='replace')
-        except OSError:
+        cmd = process.command_line(pid)
+        if cmd is None:
             continue
         LOG.info('Stopping leftover process %d: %s', pid, cmd[:200])
         if process.stop_pid(pid, None, 'leftover %d' % pid, timeout=10):

@@ -20,10 +20,9 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from ipa_cinder_sandbox import handle as handle_mod
+from ipa_cinder.common import noauth
+from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import layout as layout_mod
-from ipa_cinder_sandbox import process
-from ipa_cinder_sandbox import rest
 from ipa_cinder_sandbox import sandbox as sandbox_mod
 
 LOG = logging.getLogger(__name__)
@@ -87,8 +86,8 @@ def env_lines(data):
         'OS_BAREMETAL_API_VERSION': 'latest',
         'OS_VOLUME_API_VERSION': '3.71',
         'CINDER_ENDPOINT': data['cinder_url'],
-        'CINDER_AUTH_TOKEN': '%s:%s' % (data['user_id'],
-                                        data['project_id']),
+        'CINDER_AUTH_TOKEN': noauth.token(data['user_id'],
+                                          data['project_id']),
         'IRONIC_URL': data['ironic_url'],
         'SANDBOX_HTTP_URL': data['http_url'],
     }
@@ -126,6 +125,9 @@ def main(argv=None):
         elif args.command == 'env':
             print('\n'.join(env_lines(data)))
         elif args.command == 'agent':
+            # Imported here: only this command needs the handle (and the
+            # client libraries it loads).
+            from ipa_cinder_sandbox import handle as handle_mod
             handle = handle_mod.SandboxHandle(box, data, reused=True)
             agent = handle.start_agent_for_node(args.node, args.device,
                                                 timeout=args.timeout)
@@ -133,8 +135,7 @@ def main(argv=None):
                               'pid': agent.jail.proc.pid,
                               'log': agent.log_path}))
         return 0
-    except (process.SandboxError, rest.APIError, RuntimeError) as e:
-        # RuntimeError: the agent runner's errors (did not start, ...).
+    except errors.SandboxError as e:
         LOG.error('%s', e)
         return 1
 

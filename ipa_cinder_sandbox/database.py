@@ -22,10 +22,12 @@ import importlib.util
 import os
 import shutil
 import sqlite3
-import subprocess
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 
 LOG = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class MariaDB(object):
     def url(self, dbname):
         """SQLAlchemy URL; the services need PyMySQL to use it."""
         if importlib.util.find_spec('pymysql') is None:
-            raise process.SandboxError(
+            raise errors.SandboxError(
                 'Cinder on MariaDB needs the PyMySQL package in the '
                 'virtualenv (pip install PyMySQL)')
         return 'mysql+pymysql://root@127.0.0.1:%d/%s?charset=utf8' % (
@@ -98,23 +100,20 @@ class MariaDB(object):
     def start(self):
         for tool in (MARIADBD, INSTALL_DB):
             if not os.path.exists(tool):
-                raise process.SandboxError(
+                raise errors.SandboxError(
                     '%s is missing: install mariadb-server (make '
                     'system-deps)' % tool)
         os.makedirs(self.base, exist_ok=True)
         if not os.path.isdir(os.path.join(self.datadir, 'mysql')):
             LOG.info('Initialising MariaDB datadir %s', self.datadir)
-            result = subprocess.run(
-                [INSTALL_DB, '--no-defaults', '--datadir=%s' % self.datadir,
-                 '--user=root', '--auth-root-authentication-method=normal',
-                 '--skip-test-db'],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                check=False)
-            if result.returncode:
+            try:
+                commands.run(INSTALL_DB, '--no-defaults',
+                             '--datadir=%s' % self.datadir, '--user=root',
+                             '--auth-root-authentication-method=normal',
+                             '--skip-test-db')
+            except errors.ExecutionError:
                 shutil.rmtree(self.datadir, ignore_errors=True)
-                raise process.SandboxError(
-                    'mariadb-install-db failed: %s'
-                    % result.stdout.decode(errors='replace')[-2000:])
+                raise
         self.procs.start('mariadb', [
             MARIADBD, '--no-defaults', '--datadir=%s' % self.datadir,
             '--socket=%s' % self.socket, '--port=%d' % self.port,
@@ -124,21 +123,16 @@ class MariaDB(object):
             '--skip-log-bin'])
 
     def wait(self, timeout=60):
-        process.wait_until(lambda: os.path.exists(self.socket)
+        polling.wait_until(lambda: os.path.exists(self.socket)
                            and process.port_open(self.port), timeout,
                            'MariaDB',
                            on_tick=lambda: self.procs.ensure_alive('mariadb'))
 
     def sql(self, statement):
         """Run one SQL statement as root over the private socket."""
-        result = subprocess.run(
-            [CLIENT, '--no-defaults', '--socket=%s' % self.socket, '-uroot',
-             '-e', statement], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, check=False)
-        if result.returncode:
-            raise process.SandboxError('MariaDB: %s failed: %s' % (
-                statement, result.stdout.decode(errors='replace')))
-        return result.stdout.decode()
+        return commands.run(CLIENT, '--no-defaults',
+                            '--socket=%s' % self.socket, '-uroot',
+                            '-e', statement).stdout
 
     def create(self, dbname):
         self.sql('CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8'

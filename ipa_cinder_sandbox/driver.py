@@ -27,7 +27,6 @@ cinder-volume service. Two exports, chosen per backend with
 """
 
 import os
-import subprocess
 
 from cinder import exception
 from cinder.volume import configuration
@@ -37,6 +36,7 @@ from oslo_log import log as logging
 from oslo_utils import importutils
 from oslo_utils import units
 
+from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import loopdev
 
 LOG = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class FileVolumeDriver(driver.VolumeDriver):
 
     @staticmethod
     def _copy(src, dst, size_gb):
-        subprocess.run(['cp', '--sparse=always', src, dst], check=True)
+        commands.run('cp', '--sparse=always', src, dst)
         if os.path.getsize(dst) < int(size_gb) * units.Gi:
             FileVolumeDriver._allocate(dst, size_gb)
 

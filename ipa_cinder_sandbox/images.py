@@ -21,12 +21,14 @@ at the partition's offset in the file (``mke2fs -E offset=``).
 import hashlib
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 
 LOG = logging.getLogger(__name__)
@@ -40,23 +42,14 @@ MARKER_TEXT = 'written by the ipa-cinder sandbox test image\n'
 SECTOR = 512
 
 
-def _run(argv, **kwargs):
-    result = subprocess.run(argv, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, check=False, **kwargs)
-    if result.returncode:
-        raise process.SandboxError('%s failed: %s' % (
-            ' '.join(argv), result.stdout.decode(errors='replace')))
-    return result.stdout.decode()
-
-
 def partition_range(path, number=1):
     """(first, last) sector of partition ``number`` of a GPT image."""
-    out = _run([SGDISK, '-i', str(number), path])
+    out = commands.run(SGDISK, '-i', number, path).stdout
     first = re.search(r'First sector: (\d+)', out)
     last = re.search(r'Last sector: (\d+)', out)
     if not first or not last:
-        raise process.SandboxError('no partition %d in %s: %s'
-                                   % (number, path, out))
+        raise errors.SandboxError('no partition %d in %s: %s'
+                                  % (number, path, out))
     return int(first.group(1)), int(last.group(1))
 
 
@@ -72,8 +65,8 @@ def build_image(directory):
     try:
         with open(tmp, 'wb') as f:
             f.truncate(IMAGE_SIZE_MIB * 1024 * 1024)
-        _run([SGDISK, '--clear', '--new=1:2048:0', '--typecode=1:8300',
-              '--change-name=1:sandbox-root', tmp])
+        commands.run(SGDISK, '--clear', '--new=1:2048:0',
+                     '--typecode=1:8300', '--change-name=1:sandbox-root', tmp)
         first, last = partition_range(tmp)
         with tempfile.TemporaryDirectory() as root:
             marker = os.path.join(root, MARKER_PATH.lstrip('/'))
@@ -81,9 +74,10 @@ def build_image(directory):
             with open(marker, 'w') as f:
                 f.write(MARKER_TEXT)
             size_kib = (last - first + 1) * SECTOR // 1024
-            _run([MKE2FS, '-q', '-F', '-t', 'ext4', '-L', 'sandbox-root',
-                  '-d', root, '-E', 'offset=%d' % (first * SECTOR), tmp,
-                  '%dk' % size_kib])
+            commands.run(MKE2FS, '-q', '-F', '-t', 'ext4', '-L',
+                         'sandbox-root', '-d', root, '-E',
+                         'offset=%d' % (first * SECTOR), tmp,
+                         '%dk' % size_kib)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -117,7 +111,7 @@ class HTTPServer(object):
             '--directory', self.root, str(self.layout.ports['http'])])
 
     def wait(self, timeout=15):
-        process.wait_until(
+        polling.wait_until(
             lambda: process.port_open(self.layout.ports['http']), timeout,
             'HTTP server', on_tick=lambda: self.procs.ensure_alive('http'))
 

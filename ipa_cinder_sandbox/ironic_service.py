@@ -19,13 +19,13 @@ deploy interfaces, automated cleaning off, the service catalog and the
 
 import configparser
 import os
-import subprocess
 import sys
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import interfaces
-from ipa_cinder_sandbox import process
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import rest
 
 LOG = logging.getLogger(__name__)
@@ -94,13 +94,8 @@ class Ironic(object):
     def start(self):
         """Write the configuration, create the schema, start ironic."""
         self.write_config()
-        result = subprocess.run(
-            [self.layout.venv_tool('ironic-dbsync'), '--config-file',
-             self.conf, 'create_schema'],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        if result.returncode:
-            raise process.SandboxError('ironic-dbsync failed:\n%s'
-                                       % result.stdout.decode()[-3000:])
+        commands.run(self.layout.venv_tool('ironic-dbsync'), '--config-file',
+                     self.conf, 'create_schema')
         self.procs.start('ironic', [
             sys.executable, self.layout.venv_tool('ironic'),
             '--config-file', self.conf,
@@ -112,7 +107,7 @@ class Ironic(object):
             self.procs.ensure_alive('ironic')
             drivers = self.client.get('/v1/drivers', timeout=5)['drivers']
             return any(d['name'] == 'fake-hardware' for d in drivers)
-        process.wait_until(ready, timeout, 'Ironic', interval=0.3)
+        polling.wait_until(ready, timeout, 'Ironic', interval=0.3)
 
     def stop(self):
         self.procs.stop('ironic', timeout=20)

@@ -19,11 +19,11 @@ crashed sandbox's devices are found again by the next ``down`` or ``up``.
 
 import json
 import os
-import subprocess
 
 from oslo_log import log as logging
 
-from ipa_cinder_sandbox import process
+from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import errors
 
 LOG = logging.getLogger(__name__)
 
@@ -31,19 +31,10 @@ LOSETUP = '/usr/sbin/losetup'
 PARTX = '/usr/bin/partx'
 
 
-def _run(argv, check=True):
-    result = subprocess.run(argv, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, check=False)
-    if check and result.returncode:
-        raise process.SandboxError('%s failed: %s' % (
-            ' '.join(argv), result.stderr.decode(errors='replace').strip()))
-    return result.stdout.decode()
-
-
 def list_devices():
     """{device: backing file} of every loop device in use."""
-    out = _run([LOSETUP, '--list', '--json', '--output',
-                'NAME,BACK-FILE'], check=False)
+    out = commands.run(LOSETUP, '--list', '--json', '--output',
+                       'NAME,BACK-FILE', check=False).stdout
     if not out.strip():
         return {}
     devices = json.loads(out).get('loopdevices', [])
@@ -71,14 +62,13 @@ def attach(path, read_only=False, partitions=False):
     :param partitions: also create the partition devices with partx (the
         kernel here does not scan partition tables itself).
     """
-    argv = [LOSETUP, '--find', '--show']
-    if read_only:
-        argv.append('--read-only')
-    device = _run(argv + [os.path.abspath(path)]).strip()
+    options = ['--read-only'] if read_only else []
+    device = commands.run(LOSETUP, '--find', '--show', *options,
+                          os.path.abspath(path)).stdout.strip()
     if partitions:
         try:
-            _run([PARTX, '--add', device])
-        except process.SandboxError:
+            commands.run(PARTX, '--add', device)
+        except errors.ExecutionError:
             detach(device)
             raise
     LOG.debug('Attached %s to %s', path, device)
@@ -87,13 +77,13 @@ def attach(path, read_only=False, partitions=False):
 
 def refresh_capacity(device):
     """Make ``device`` see the new size of its grown backing file."""
-    _run([LOSETUP, '--set-capacity', device])
+    commands.run(LOSETUP, '--set-capacity', device)
 
 
 def detach(device):
     """Remove partition devices created with partx, then the loop device."""
-    _run([PARTX, '--delete', device], check=False)
-    _run([LOSETUP, '--detach', device], check=False)
+    commands.run(PARTX, '--delete', device, check=False)
+    commands.run(LOSETUP, '--detach', device, check=False)
     LOG.debug('Detached %s', device)
 
 

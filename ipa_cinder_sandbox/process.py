@@ -13,9 +13,11 @@
 """Start, record and stop the sandbox's processes, by PID only.
 
 Every process the sandbox starts gets a record in ``<state>/run/<name>.json``
-holding its PID and its start time (field 22 of /proc/PID/stat), so that a
-later ``down`` (even after a crash, even after PID reuse) signals exactly the
-process it started and nothing else.
+holding its PID and its start time (in clock ticks after boot, as the kernel
+keeps it: a change of the clock does not move it), so that a later ``down``
+(even after a crash, even after PID reuse) signals exactly the process it
+started and nothing else. The process table is read here only, through
+psutil.
 """
 
 import errno
@@ -25,73 +27,48 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 from oslo_log import log as logging
+import psutil
+
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox import polling
 
 LOG = logging.getLogger(__name__)
 
-
-class SandboxError(Exception):
-    """A sandbox step failed; the message says which and why."""
+_CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
 
-def _start_time(pid):
+def start_ticks(pid):
     """The start time of ``pid`` in clock ticks, or None if it is gone."""
     try:
-        with open('/proc/%d/stat' % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        # create_time() adds the boot time psutil derives from the clock;
+        # without it, what remains is the kernel's own count.
+        return round((proc.create_time() - psutil.boot_time())
+                     * _CLOCK_TICKS)
+    except psutil.NoSuchProcess:
         return None
-    # The command name may hold spaces and parentheses: split after it.
-    fields = stat.rsplit(')', 1)[1].split()
-    if fields[0] == 'Z':
-        return None
-    return int(fields[19])
 
 
 def is_alive(pid, start_time=None):
     """True if ``pid`` runs and, if given, started at ``start_time``."""
-    current = _start_time(pid)
+    current = start_ticks(pid)
     if current is None:
         return False
     return start_time is None or current == start_time
 
 
-def wait_until(predicate, timeout, what, interval=0.2, on_tick=None):
-    """Poll ``predicate`` until it returns a true value; return that value.
-
-    :param on_tick: called before each poll; may raise to stop early (for
-        instance when the service being waited for has died).
-    :raises SandboxError: after ``timeout`` seconds, naming ``what``.
-    """
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        if on_tick is not None:
-            on_tick()
-        try:
-            result = predicate()
-        except Exception as e:  # a not yet ready service raises anything
-            result = None
-            last_error = e
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SandboxError('%s not ready after %ss%s' % (
-                what, timeout,
-                ': %s' % last_error if last_error else ''))
-        time.sleep(interval)
-
-
 def check_port_free(port, host='127.0.0.1'):
-    """Raise SandboxError if something already listens on ``port``."""
+    """Raise PortInUse if something already listens on ``port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as e:
-            raise SandboxError(
+            raise errors.PortInUse(
                 'port %s:%d is in use (%s): choose another base with '
                 '--port-base' % (host, port, e.strerror))
 
@@ -131,15 +108,15 @@ class ProcessTable(object):
                     stderr=subprocess.STDOUT, env=env, cwd=cwd,
                     start_new_session=True, close_fds=True)
             except OSError as e:
-                raise SandboxError('cannot start %s (%s): %s'
-                                   % (name, argv[0], e))
+                raise errors.SandboxError('cannot start %s (%s): %s'
+                                          % (name, argv[0], e))
         self.record(name, proc.pid, argv)
         return proc
 
     def record(self, name, pid, argv=None):
         """Remember ``pid`` (started by the sandbox) under ``name``."""
         os.makedirs(self.run_dir, exist_ok=True)
-        data = {'name': name, 'pid': pid, 'start_time': _start_time(pid),
+        data = {'name': name, 'pid': pid, 'start_time': start_ticks(pid),
                 'argv': argv or []}
         with open(self._record_path(name), 'w') as f:
             json.dump(data, f)
@@ -177,9 +154,9 @@ class ProcessTable(object):
     def ensure_alive(self, name):
         """Raise SandboxError, with the log's tail, if ``name`` died."""
         if not self.alive(name):
-            raise SandboxError('%s exited during start-up; last lines of %s:'
-                               '\n%s' % (name, self.log_path(name),
-                                         self.log_tail(name)))
+            raise errors.SandboxError(
+                '%s exited during start-up; last lines of %s:\n%s'
+                % (name, self.log_path(name), self.log_tail(name)))
 
     def log_tail(self, name, lines=15):
         try:
@@ -233,18 +210,19 @@ def stop_pid(pid, start_time, name, timeout=15, sig=signal.SIGTERM):
             os.kill(pid, current_sig)
         except ProcessLookupError:
             return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not is_alive(pid, start_time):
-                return True
-            time.sleep(0.05)
-        LOG.warning('%s (pid %d) ignored signal %d', name, pid, current_sig)
-    raise SandboxError('%s (pid %d) would not stop' % (name, pid))
+        try:
+            polling.wait_until(lambda: _gone(pid, start_time), wait,
+                               '%s (pid %d) exit' % (name, pid),
+                               interval=0.05)
+            return True
+        except errors.SandboxError:
+            LOG.warning('%s (pid %d) ignored signal %d', name, pid,
+                        current_sig)
+    raise errors.SandboxError('%s (pid %d) would not stop' % (name, pid))
 
 
-def _reap(pid):
-    """Collect ``pid`` if it is our child, so it does not stay a zombie."""
+def _gone(pid, start_time):
+    """Reap ``pid`` if it is our child; True once it no longer runs."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
@@ -252,31 +230,43 @@ def _reap(pid):
     except OSError as e:
         if e.errno != errno.ECHILD:
             raise
+    return not is_alive(pid, start_time)
 
 
 def children(pid):
     """Direct children of ``pid`` (empty if it is gone)."""
     try:
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
         return []
 
 
 def group_members(pgid):
     """Live PIDs of process group ``pgid`` (started by us as its leader)."""
     members = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
+    for proc in psutil.process_iter(['status']):
+        if proc.info['status'] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc.pid)
+        except ProcessLookupError:
             continue
-        if fields[0] != 'Z' and int(fields[2]) == pgid:
-            members.append(int(entry))
     return members
+
+
+def lineage():
+    """This process and its ancestors."""
+    me = psutil.Process()
+    return {me.pid} | {parent.pid for parent in me.parents()}
+
+
+def command_line(pid):
+    """The command line of ``pid`` as one string, or None if it is gone."""
+    try:
+        return ' '.join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
+        return None
 
 
 def pids_in_log(path, pattern):
@@ -300,17 +290,8 @@ def pids_referring_to(path):
     Used only to find what a crashed sandbox left behind: every process
     the sandbox starts carries its state directory on its command line.
     """
-    found = []
-    needle = os.fsencode(path.rstrip('/') + '/')
+    needle = path.rstrip('/') + '/'
     me = os.getpid()
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open('/proc/%s/cmdline' % entry, 'rb') as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if needle in cmdline:
-            found.append(int(entry))
-    return found
+    return [proc.pid for proc in psutil.process_iter(['cmdline'])
+            if proc.pid != me
+            and any(needle in arg for arg in proc.info['cmdline'] or ())]

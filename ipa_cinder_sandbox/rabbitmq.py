@@ -21,6 +21,8 @@ import os
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 
 LOG = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class RabbitMQ(object):
     def start(self):
         """Start epmd and the broker (not waiting for them)."""
         if not os.path.exists(RABBITMQ_SERVER):
-            raise process.SandboxError(
+            raise errors.SandboxError(
                 '%s is missing: install the rabbitmq-server package '
                 '(make system-deps)' % RABBITMQ_SERVER)
         for sub in ('home', 'mnesia'):
@@ -84,7 +86,7 @@ class RabbitMQ(object):
         # (the broker would otherwise start a daemon that re-parents to 1).
         self.procs.start('epmd', [EPMD, '-address', '127.0.0.1', '-port',
                                   str(self.layout.ports['epmd'])], env=env)
-        process.wait_until(
+        polling.wait_until(
             lambda: process.port_open(self.layout.ports['epmd']), 10,
             'epmd', on_tick=lambda: self.procs.ensure_alive('epmd'))
         self.procs.start('rabbitmq', [RABBITMQ_SERVER], env=env,
@@ -92,14 +94,14 @@ class RabbitMQ(object):
 
     def wait(self, timeout=60):
         """Wait until the broker accepts AMQP connections."""
-        process.wait_until(
+        polling.wait_until(
             lambda: process.port_open(self.layout.ports['rabbit']), timeout,
             'RabbitMQ', on_tick=lambda: self.procs.ensure_alive('rabbitmq'))
         self._record_beam()
 
     def _record_beam(self):
         """Record the Erlang VM, which the start script runs as a child."""
-        pid = process.wait_until(self._beam_pid, 10, 'RabbitMQ pid file')
+        pid = polling.wait_until(self._beam_pid, 10, 'RabbitMQ pid file')
         self.procs.record('rabbitmq-beam', pid, ['beam.smp'])
 
     def _beam_pid(self):

@@ -21,17 +21,12 @@ service token does with Keystone).
 
 import requests
 
+from ipa_cinder.common import noauth
+from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import layout as layout_mod
 
-
-class APIError(Exception):
-    """An unexpected HTTP status, with the service's answer."""
-
-    def __init__(self, method, url, status, body):
-        self.status = status
-        self.body = body
-        super(APIError, self).__init__('%s %s -> %s: %s' % (
-            method, url, status, body[:500]))
+# The benchmark catches rest.APIError: the class lives in errors.
+APIError = errors.APIError
 
 
 class _Client(object):
@@ -48,14 +43,15 @@ class _Client(object):
                 service=False, expect=(200, 201, 202, 204), timeout=None):
         """Send one request; return the decoded JSON body (or None).
 
-        :param expect: acceptable statuses; anything else raises APIError.
+        :param expect: acceptable statuses; anything else raises
+            :class:`ipa_cinder_sandbox.errors.APIError`.
         """
         url = path if path.startswith('http') else self.base_url + path
         resp = self.session.request(
             method, url, json=json, timeout=timeout or self.timeout,
             headers=self.headers(microversion, service))
         if expect and resp.status_code not in expect:
-            raise APIError(method, url, resp.status_code, resp.text)
+            raise errors.APIError(method, url, resp.status_code, resp.text)
         if resp.content and 'json' in resp.headers.get('Content-Type', ''):
             return resp.json()
         return None
@@ -94,7 +90,7 @@ class CinderClient(_Client):
     def __init__(self, base_url, user=layout_mod.USER_ID,
                  project=layout_mod.PROJECT_ID):
         super(CinderClient, self).__init__(base_url)
-        self.token = '%s:%s' % (user, project)
+        self.token = noauth.token(user, project)
 
     def headers(self, microversion=None, service=False):
         headers = {'X-Auth-Token': self.token, 'Accept': 'application/json'}

@@ -30,6 +30,7 @@ from oslo_log import log as logging
 from ipa_cinder_sandbox import cinder_services
 from ipa_cinder_sandbox import cleanup
 from ipa_cinder_sandbox import database as database_mod
+from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import images
 from ipa_cinder_sandbox import ironic_service
 from ipa_cinder_sandbox import layout as layout_mod
@@ -144,7 +145,7 @@ class Sandbox(object):
             devices); empty lists mean the ordered stop got everything.
         """
         began = time.monotonic()
-        errors = []
+        problems = []
         steps = [self.ironic.stop, self.cinder.stop, self.http.stop,
                  lambda: cleanup.unmount_all_under(self.layout.state_dir),
                  self._stop_recorded_agents, self.tgt.stop,
@@ -154,21 +155,21 @@ class Sandbox(object):
                 step()
             except Exception as e:  # keep going: stop all we can
                 LOG.exception('Sandbox stop step failed')
-                errors.append(str(e))
+                problems.append(str(e))
         swept = cleanup.clean(self.layout.state_dir)
         # Whatever else is still recorded (a process of a later version or
         # a helper) goes too.
         for rec in self.procs.records():
             try:
                 self.procs.stop(rec['name'])
-            except process.SandboxError as e:
-                errors.append(str(e))
+            except errors.SandboxError as e:
+                problems.append(str(e))
         if os.path.exists(self.layout.info_file):
             self.layout.save({'running': False})
         self.timings['down'] = round(time.monotonic() - began, 2)
-        if errors:
-            raise process.SandboxError('sandbox stop incomplete: %s'
-                                       % '; '.join(errors))
+        if problems:
+            raise errors.SandboxError('sandbox stop incomplete: %s'
+                                      % '; '.join(problems))
         return swept
 
     def _stop_recorded_agents(self):
@@ -193,15 +194,9 @@ class Sandbox(object):
                 except ProcessLookupError:
                     pass
         self.procs.stop(name, timeout=15)
-        # Imported here: the confinement module is only needed for agents.
-        from ipa_cinder_sandbox import jail
-        cgroup = os.path.join(jail.DEVICES_CGROUP, jail.CGROUP_PARENT, name)
-        try:
-            os.rmdir(cgroup)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            LOG.warning('Cannot remove the cgroup of %s: %s', name, e)
+        # Imported here: the confinement code is only needed for agents.
+        from ipa_cinder_sandbox.jail import devices as jail_devices
+        jail_devices.remove_cgroup(jail_devices.cgroup_path(name))
 
     def status(self):
         """{name: {pid, running}} for each recorded process."""

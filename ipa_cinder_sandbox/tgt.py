@@ -22,10 +22,12 @@ configuration), so the system's tgtd, if any, is never touched.
 
 import os
 import re
-import subprocess
 
 from oslo_log import log as logging
 
+from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import errors
+from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 
 LOG = logging.getLogger(__name__)
@@ -86,43 +88,37 @@ class Tgt(object):
 
     def start(self):
         if not os.path.exists(TGTD):
-            raise process.SandboxError('%s is missing: install the tgt '
-                                       'package (make system-deps)' % TGTD)
+            raise errors.SandboxError('%s is missing: install the tgt '
+                                      'package (make system-deps)' % TGTD)
         self.write_files()
         self.procs.start('tgtd', [
             TGTD, '-f', '-C', str(self.control_port),
             '--iscsi', 'portal=127.0.0.1:%d' % self.iscsi_port])
 
     def wait(self, timeout=20):
-        process.wait_until(
+        polling.wait_until(
             lambda: (self._tgtadm('--op', 'show', '--mode', 'sys',
-                                  check=False).returncode == 0
+                                  check=False).exit_code == 0
                      and process.port_open(self.iscsi_port)),
             timeout, 'tgtd', on_tick=lambda: self.procs.ensure_alive('tgtd'))
 
     def _tgtadm(self, *args, check=True):
-        result = subprocess.run(
-            [TGTADM, '-C', str(self.control_port)] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        if check and result.returncode:
-            raise process.SandboxError('tgtadm %s failed: %s' % (
-                ' '.join(args), result.stdout.decode(errors='replace')))
-        return result
+        return commands.run(TGTADM, '-C', self.control_port, *args,
+                            check=check)
 
     def targets(self):
         """{tid: iqn} of the targets tgtd serves now ({} if not running)."""
         result = self._tgtadm('--lld', 'iscsi', '--op', 'show', '--mode',
                               'target', check=False)
-        if result.returncode:
+        if result.exit_code:
             return {}
         return {int(tid): iqn for tid, iqn in
-                _TARGET_RE.findall(result.stdout.decode(errors='replace'))}
+                _TARGET_RE.findall(result.stdout)}
 
     def show(self):
         """tgtadm's full description of the targets (LUNs, accounts)."""
         return self._tgtadm('--lld', 'iscsi', '--op', 'show', '--mode',
-                            'target', check=False).stdout.decode(
-                                errors='replace')
+                            'target', check=False).stdout
 
     def delete_targets(self):
         """Remove every target (tgtd ignores SIGTERM while any exists)."""
@@ -137,8 +133,8 @@ class Tgt(object):
             self.delete_targets()
             self._tgtadm('--op', 'delete', '--mode', 'system', check=False)
             try:
-                process.wait_until(lambda: not self.procs.alive('tgtd'), 5,
+                polling.wait_until(lambda: not self.procs.alive('tgtd'), 5,
                                    'tgtd exit')
-            except process.SandboxError:
+            except errors.SandboxError:
                 LOG.warning('tgtd did not exit on request; signalling it')
         self.procs.stop('tgtd', timeout=5)

@@ -20,6 +20,7 @@ checks what it reports.
 import datetime
 
 from ipa_cinder_sandbox import demo
+from ipa_cinder_sandbox.demo import timeline
 
 
 def test_demo_reports_a_bfv_deploy(sandbox):
@@ -85,7 +86,7 @@ def test_timeline_parsing():
         prefix % '59.500' + 'Node %s moved to provision state "active" '
         'from state "deploying"; target provision state is "None"' % node,
     ])
-    events = demo.parse_ironic_log(text, node, began)
+    events = timeline.parse_ironic_log(text, node, began)
     assert [(e['kind'], e['name']) for e in events] == [
         ('step', 'deploy'), ('step', 'cinder_attach_volumes'),
         ('cinder', 'attachment_create')]

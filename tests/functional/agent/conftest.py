@@ -17,12 +17,12 @@ created here (see ipa_cinder_sandbox.jail for how that is enforced).
 """
 
 import os
-import subprocess
 import time
 
 import pytest
 
 from ipa_cinder_sandbox import agent_process
+from ipa_cinder_sandbox import loopdev
 
 
 class LoopDevice(object):
@@ -30,12 +30,10 @@ class LoopDevice(object):
         self.backing = backing
         with open(backing, 'wb') as f:
             f.truncate(size)
-        self.path = subprocess.run(
-            ['losetup', '--find', '--show', backing], check=True,
-            capture_output=True, text=True).stdout.strip()
+        self.path = loopdev.attach(backing)
 
     def detach(self):
-        subprocess.run(['losetup', '--detach', self.path], check=False)
+        loopdev.detach(self.path)
 
 
 @pytest.fixture(scope='module')

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from ipa_cinder.host import mounts
 from ipa_cinder_sandbox import cleanup
 from ipa_cinder_sandbox import layout as layout_mod
 from ipa_cinder_sandbox import loopdev
@@ -97,5 +98,5 @@ def test_down_after_a_crash_cleans_what_was_left(tmp_path):
     assert not process.is_alive(tgtd)
     assert loopdev.devices_under(str(state)) == []
     assert device not in loopdev.list_devices()
-    assert cleanup.mounts_under(str(state)) == []
+    assert mounts.mounts_under(str(state)) == []
     assert cleanup.leftover_pids(str(state)) == []

@@ -29,7 +29,7 @@ import uuid
 
 import pytest
 
-from ipa_cinder_sandbox import agent_process
+from ipa_cinder_sandbox import errors
 
 MiB = 1024 * 1024
 
@@ -129,7 +129,7 @@ def test_erase_touches_only_the_granted_device(confined_agent, sandbox):
                 'step': {'step': step, 'interface': 'deploy',
                          'priority': 10},
                 'node': _node(), 'ports': []}, timeout=300)
-        except agent_process.CommandFailed as e:
+        except errors.CommandFailed as e:
             # Failing is harmless too, as long as the only device the step
             # reached for is the sandbox's.
             named = set(re.findall(r'/dev/(?:loop\d+|[a-z]+\d*)',
@@ -153,7 +153,7 @@ def test_write_onto_the_host_disk_finds_no_device(confined_agent, sandbox):
     fs_dev, disk = _host_root_disk()
     before = _fingerprint(fs_dev, disk)
     image = sandbox.image
-    with pytest.raises(agent_process.CommandFailed) as failure:
+    with pytest.raises(errors.CommandFailed) as failure:
         agent.command('deploy.execute_deploy_step', {
             'step': {'step': 'write_image', 'interface': 'deploy',
                      'priority': 80,
