@@ -27,6 +27,7 @@ import threading
 import os_brick
 from os_brick.initiator import connector as brick_connector
 from os_brick import privileged as brick_privileged
+from oslo_concurrency import lockutils
 from oslo_concurrency import processutils
 from oslo_log import log
 
@@ -48,6 +49,12 @@ def setup():
     with _setup_lock:
         if _setup_done:
             return
+        if not CONF.oslo_concurrency.lock_path:
+            # os-brick serialises logins and scans with external locks;
+            # without a lock path each of them fails ("value required for
+            # option lock_path"). The state directory is root's already.
+            lockutils.set_defaults(
+                os.path.join(CONF.ipa_cinder.state_dir, 'locks'))
         os_brick.setup(CONF)
         if CONF.ipa_cinder.privsep_in_process:
             if os.geteuid() != 0:
