@@ -27,7 +27,7 @@ import threading
 import os_brick
 from os_brick.initiator import connector as brick_connector
 from os_brick import privileged as brick_privileged
-from oslo_concurrency import lockutils
+from oslo_concurrency import lockutils  # noqa: F401 (its options)
 from oslo_concurrency import processutils
 from oslo_log import log
 
@@ -53,8 +53,9 @@ def setup():
             # os-brick serialises logins and scans with external locks;
             # without a lock path each of them fails ("value required for
             # option lock_path"). The state directory is root's already.
-            lockutils.set_defaults(
-                os.path.join(CONF.ipa_cinder.state_dir, 'locks'))
+            CONF.set_default('lock_path',
+                             os.path.join(CONF.ipa_cinder.state_dir, 'locks'),
+                             group='oslo_concurrency')
         os_brick.setup(CONF)
         if CONF.ipa_cinder.privsep_in_process:
             if os.geteuid() != 0:
