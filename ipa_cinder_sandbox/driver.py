@@ -23,10 +23,17 @@ cinder-volume service. Two exports, chosen per backend with
     detached when the last attachment goes, on remove_export and on delete.
 ``iscsi``
     Cinder's own target helper (``target_helper = tgtadm``, CHAP with
-    ``use_chap_auth``) exports the file through tgtd.
+    ``use_chap_auth``) exports the file through tgtd. Each target admits
+    only the initiators it was attached for: the connector's ``initiator``
+    is bound to the target (tgt's default, any initiator, is unbound) when
+    a connection is initialized, and unbound when it is terminated; the
+    target and its bindings go with the export. Real targets do the same
+    (LIO's and most arrays' ACLs): CHAP alone would let any initiator that
+    learnt the credentials in.
 """
 
 import os
+import re
 
 from cinder import exception
 from cinder.volume import configuration
@@ -40,6 +47,8 @@ from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import loopdev
 
 LOG = logging.getLogger(__name__)
+
+_TARGET_LINE = re.compile(r'^Target (\d+): (\S+)$', re.MULTILINE)
 
 file_opts = [
     cfg.StrOpt('sandbox_volumes_dir',
@@ -214,7 +223,15 @@ class FileVolumeDriver(driver.VolumeDriver):
         if self.export == 'local':
             return {'driver_volume_type': 'local',
                     'data': {'device_path': self._loop_device(volume)}}
-        return self.target_driver.initialize_connection(volume, connector)
+        info = self.target_driver.initialize_connection(volume, connector)
+        # Cinder re-creates the export (tgt-admin --update) for every
+        # attachment, which resets the target's ACL: bind every initiator
+        # the volume is attached to, not only the new one.
+        initiators = {connector['initiator']} | {
+            (a.connector or {}).get('initiator')
+            for a in volume.volume_attachment} - {None}
+        self._bind_initiators(info['data']['target_iqn'], sorted(initiators))
+        return info
 
     def terminate_connection(self, volume, connector, **kwargs):
         """Returns True while other attachments still need the export."""
@@ -223,9 +240,56 @@ class FileVolumeDriver(driver.VolumeDriver):
         if self.export == 'iscsi':
             self.target_driver.terminate_connection(volume, connector,
                                                     **kwargs)
+            # The attachment going away is still listed: another one of
+            # the same initiator keeps the binding. Without others, the
+            # export (target and bindings) goes next.
+            initiator = (connector or {}).get('initiator')
+            sharing = [a for a in attachments
+                       if (a.connector or {}).get('initiator') == initiator]
+            if others and initiator and len(sharing) <= 1:
+                self._unbind_initiator(volume, initiator)
         elif not others:
             self._detach_loops(self._path(volume))
         return others
+
+    # iSCSI access control
+
+    @staticmethod
+    def _tgtadm(*args, check=True):
+        return commands.run('tgtadm', '--lld', 'iscsi', *args, check=check,
+                            timeout=30)
+
+    def _tid(self, iqn):
+        shown = self._tgtadm('--op', 'show', '--mode', 'target').stdout
+        for tid, name in _TARGET_LINE.findall(shown):
+            if name == iqn:
+                return tid
+        raise exception.VolumeBackendAPIException(
+            data='tgt has no target %s' % iqn)
+
+    def _bind_initiators(self, iqn, initiators):
+        """Admit ``initiators`` (and, from now on, no unknown one)."""
+        tid = self._tid(iqn)
+        for initiator in initiators:
+            self._tgtadm('--op', 'bind', '--mode', 'target', '--tid', tid,
+                         '--initiator-name', initiator, check=False)
+        # Unbinding ALL when it is not bound is an error tgt may report:
+        # what matters is the state afterwards.
+        self._tgtadm('--op', 'unbind', '--mode', 'target', '--tid', tid,
+                     '--initiator-address', 'ALL', check=False)
+        LOG.info('Target %(iqn)s admits initiators %(init)s',
+                 {'iqn': iqn, 'init': ', '.join(initiators)})
+
+    def _unbind_initiator(self, volume, initiator):
+        iqn = '%s%s' % (self.configuration.target_prefix, volume.name)
+        try:
+            tid = self._tid(iqn)
+        except exception.VolumeBackendAPIException:
+            return
+        self._tgtadm('--op', 'unbind', '--mode', 'target', '--tid', tid,
+                     '--initiator-name', initiator, check=False)
+        LOG.info('Target %(iqn)s no longer admits initiator %(init)s',
+                 {'iqn': iqn, 'init': initiator})
 
     # Stats
 

@@ -124,3 +124,30 @@ def test_volume_connectors_of_earlier_deploys_do_not_pile_up(
     assert operators in recorded
     assert [t for t, _id in recorded].count('iqn') == 1
     deployer.undeploy(node)
+
+
+def test_each_node_logs_in_with_its_own_initiator_name(sandbox, deployer):
+    """One ramdisk image, many nodes: each gets its own, stable name.
+
+    A name held by another node is an error naming both nodes.
+    """
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    deployer.deploy(node)
+    iqns = [i for t, i in _connectors(sandbox, node) if t == 'iqn']
+    assert iqns == ['iqn.2010-10.org.openstack.ipa-cinder:%s'
+                    % node['uuid']]
+    deployer.undeploy(node)
+    deployer.release_port(node)
+
+    # Another node whose operator chose the same name.
+    second_volume = sandbox.create_volume(size=1, volume_type='local')
+    second = deployer.create_node(
+        properties={'iscsi_initiator_iqn': iqns[0]})
+    deployer.add_target(second, second_volume)
+    failed, _agent = deployer.deploy(second, expect='deploy failed')
+    error = failed['last_error']
+    assert iqns[0] in error
+    assert node['uuid'] in error and second['uuid'] in error
+    assert deployer.attachments(second_volume['id']) == []

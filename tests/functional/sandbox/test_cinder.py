@@ -18,6 +18,7 @@ userspace (libiscsi's iscsi-ls, qemu-img's iscsi driver).
 """
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -186,43 +187,81 @@ def test_second_rw_attach_of_plain_volume_is_refused(sandbox):
     sandbox.delete_volume(volume['id'])
 
 
-@pytest.mark.skipif(not shutil.which('iscsi-inq') or not shutil.which(
-    'qemu-img'), reason='libiscsi-bin and qemu-utils are needed')
+_ISCSI_TOOLS = pytest.mark.skipif(
+    not shutil.which('iscsi-inq') or not shutil.which('qemu-img'),
+    reason='libiscsi-bin and qemu-utils are needed')
+OTHER_INITIATOR = 'iqn.2004-10.org.openstack.ipa-cinder:someone-else'
+
+
+def _iscsi_url(info, user, password, lun=''):
+    return 'iscsi://%s%%%s@%s/%s/%s' % (user, password, info['target_portal'],
+                                        info['target_iqn'], lun)
+
+
+def _inquiry(info, initiator, password=None):
+    """A CHAP login as ``initiator`` and a SCSI INQUIRY of the LUN."""
+    password = password or info['auth_password']
+    return subprocess.run(
+        ['iscsi-inq', '-i', initiator,
+         _iscsi_url(info, info['auth_username'], password,
+                    info['target_lun'])],
+        capture_output=True, text=True, timeout=30)
+
+
+def _write_lun(info, initiator, source, tmp_path):
+    """qemu-img writes ``source`` onto the LUN, logged in as ``initiator``.
+
+    The password goes through a secret object read from a file, never on
+    the command line.
+    """
+    secret = tmp_path / 'chap-secret'
+    secret.write_text(info['auth_password'])
+    host, port = info['target_portal'].rsplit(':', 1)
+    target = ('json:{"driver": "raw", "file": {"driver": "iscsi", '
+              '"transport": "tcp", "portal": "%s:%s", "target": "%s", '
+              '"lun": %d, "user": "%s", "password-secret": "chap", '
+              '"initiator-name": "%s"}}'
+              % (host, port, info['target_iqn'], info['target_lun'],
+                 info['auth_username'], initiator))
+    return subprocess.run(
+        ['qemu-img', 'convert', '--object',
+         'secret,id=chap,file=%s' % secret, '-n', '-f', 'raw', '-O', 'raw',
+         str(source), target], capture_output=True, text=True, timeout=60)
+
+
+def _acl(sandbox, iqn):
+    """The initiators tgt's ACL of target ``iqn`` admits."""
+    shown = sandbox.box.tgt.show()
+    block = [b for b in re.split(r'^Target \d+: ', shown, flags=re.M)
+             if b.startswith(iqn + '\n')]
+    assert block, 'tgt has no target %s' % iqn
+    acl = block[0].split('ACL information:', 1)[1]
+    return [line.strip() for line in acl.splitlines() if line.strip()]
+
+
+@_ISCSI_TOOLS
 def test_iscsi_export_served_by_tgt_with_chap(sandbox, tmp_path):
     volume = sandbox.create_volume(volume_type='iscsi')
-    attachment = _attach(sandbox, volume['id'], sandbox.connector('host-a'))
+    connector = sandbox.connector('host-a')
+    attachment = _attach(sandbox, volume['id'], connector)
     _complete(sandbox, attachment['id'])
     info = attachment['connection_info']
-    portal = info['target_portal']
-    user, password = info['auth_username'], info['auth_password']
-
-    def url(user, password, lun=''):
-        return 'iscsi://%s%%%s@%s/%s/%s' % (user, password, portal,
-                                            info['target_iqn'], lun)
+    password = info['auth_password']
 
     # A CHAP login to this target and a SCSI INQUIRY of its LUN: tgt's
     # backing-store LUN answers.
-    inquiry = subprocess.run(
-        ['iscsi-inq', '-i', 'iqn.2004-10.org.openstack.ipa-cinder:tests',
-         url(user, password, info['target_lun'])],
-        capture_output=True, text=True, timeout=30)
+    inquiry = _inquiry(info, connector['initiator'])
     assert inquiry.returncode == 0, inquiry.stderr.replace(password, '***')
     assert 'IET' in inquiry.stdout or 'VIRTUAL-DISK' in inquiry.stdout, (
         inquiry.stdout)
-
-    wrong = subprocess.run(
-        ['qemu-img', 'info', url(user, 'wrong-password', 1)],
-        capture_output=True, text=True, timeout=30)
+    wrong = _inquiry(info, connector['initiator'], 'wrong-password')
     assert wrong.returncode != 0
 
     payload = os.urandom(MiB)
     source = tmp_path / 'payload.raw'
     source.write_bytes(payload)
     began = time.monotonic()
-    written = subprocess.run(
-        ['qemu-img', 'convert', '-n', '-f', 'raw', '-O', 'raw',
-         str(source), url(user, password, info['target_lun'])],
-        capture_output=True, text=True, timeout=60)
+    written = _write_lun(info, connector['initiator'], source, tmp_path)
     assert written.returncode == 0, written.stderr.replace(password, '***')
     print('\n1 MiB written over iSCSI in %.2fs' % (time.monotonic() - began))
     with open(sandbox.volume_file(volume), 'rb') as f:
@@ -230,4 +269,43 @@ def test_iscsi_export_served_by_tgt_with_chap(sandbox, tmp_path):
 
     _detach(sandbox, attachment['id'])
     sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+@_ISCSI_TOOLS
+def test_iscsi_export_admits_only_the_attached_initiator(sandbox, tmp_path):
+    """CHAP alone is not access control: the target is bound to initiators.
+
+    The export admits the initiator of the connector it was made for; the
+    same CHAP credentials from another initiator are refused; a second
+    attachment with another connector adds its initiator, its detach
+    removes it again; after the last detach nothing is exported.
+    """
+    volume = sandbox.create_volume(volume_type='multiattach')
+    first = _attach(sandbox, volume['id'], sandbox.connector('host-a'))
+    _complete(sandbox, first['id'])
+    info = first['connection_info']
+    password = info['auth_password']
+    mine = sandbox.connector('host-a')['initiator']
+
+    assert _inquiry(info, mine).returncode == 0
+    refused = _inquiry(info, OTHER_INITIATOR)
+    assert refused.returncode != 0, 'another initiator got in with CHAP'
+    assert password not in refused.stdout + refused.stderr
+    assert _acl(sandbox, info['target_iqn']) == [mine]
+
+    second = _attach(sandbox, volume['id'], sandbox.connector(
+        'host-b', initiator=OTHER_INITIATOR))
+    _complete(sandbox, second['id'])
+    assert _inquiry(second['connection_info'], OTHER_INITIATOR).returncode == 0
+    assert sorted(_acl(sandbox, info['target_iqn'])) == sorted(
+        [mine, OTHER_INITIATOR])
+    _detach(sandbox, second['id'])
+    assert _inquiry(info, OTHER_INITIATOR).returncode != 0
+    assert _inquiry(info, mine).returncode == 0
+    assert _acl(sandbox, info['target_iqn']) == [mine]
+
+    _detach(sandbox, first['id'])
+    sandbox.wait_volume(volume['id'], 'available')
+    assert info['target_iqn'] not in sandbox.box.tgt.targets().values()
     sandbox.delete_volume(volume['id'])
