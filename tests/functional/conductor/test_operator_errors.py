@@ -64,9 +64,17 @@ def test_legacy_storage_interface_is_refused(sandbox, deployer):
 
 
 def test_node_without_volumes_undeploys_with_cinder_down(sandbox, deployer):
-    """A plain deploy through cinder-agent never needs Cinder to undeploy."""
+    """A cinder-agent node with no volume never needs Cinder to undeploy.
+
+    The node is adopted (active without a deploy: no agent, no disk),
+    then undeployed while cinder-api is down: without the fix the undeploy
+    lists the node's attachments and waits out the retries.
+    """
     node = deployer.create_node()
-    deployer.deploy(node)
+    sandbox.set_provision_state(node['uuid'], 'manage')
+    sandbox.wait_node(node['uuid'], 'manageable')
+    sandbox.set_provision_state(node['uuid'], 'adopt')
+    sandbox.wait_node(node['uuid'], 'active')
     restart = deployer.stop_cinder_api(30)
     try:
         deployer.undeploy(node)
