@@ -290,14 +290,20 @@ class CinderAgentDeploy(agent.AgentDeploy):
             task.driver.network.remove_provisioning_network(task)
         return states.DELETED
 
-    def _delete_attachments(self, task):
+    def _delete_attachments(self, task, known_in_cinder=False):
+        """Delete the node's attachments, reconciled against Cinder.
+
+        :param known_in_cinder: the node is known to have volumes (the
+            agent had some connected), whatever Ironic recorded.
+        """
         node = task.node
-        if not (task.volume_targets or node.driver_internal_info.get(
-                volumes.ATTACHMENTS_KEY)):
-            # Not a boot-from-volume node: nothing of it can be in Cinder,
-            # and a Cinder outage must not fail its undeploy or cleaning.
-            LOG.debug('Node %s has no volume targets and no recorded '
-                      'attachments: not asking Cinder', node.uuid)
+        if not (known_in_cinder or task.volume_targets
+                or node.driver_internal_info.get(volumes.ATTACHMENTS_KEY)):
+            # Nothing says this node ever had a volume: a Cinder outage
+            # must not fail its undeploy or cleaning.
+            LOG.debug('Node %s has no volume targets, no recorded '
+                      'attachments and no connected volume: not asking '
+                      'Cinder', node.uuid)
             return []
         try:
             deleted = volumes.NodeVolumes(
@@ -328,7 +334,10 @@ class CinderAgentDeploy(agent.AgentDeploy):
         LOG.info('Node %(node)s: agent disconnected %(count)d volume(s)',
                  {'node': node.uuid, 'count': len(gone)})
         try:
-            self._delete_attachments(task)
+            # Volumes the agent had connected belong to attachments in
+            # Cinder, recorded or not: they go too, or their exports would
+            # stay reachable to the erase steps that follow.
+            self._delete_attachments(task, known_in_cinder=bool(gone))
         except ironic_exc.StorageError as e:
             raise ironic_exc.NodeCleaningFailure(node=node.uuid,
                                                  reason=str(e))
