@@ -86,7 +86,13 @@ class AgentProcess(object):
         # An agent that talks to Ironic keeps IPA's auto-TLS (Ironic's
         # [agent] require_tls): it serves HTTPS.
         scheme = 'https' if self.api_url else 'http'
-        return '%s://127.0.0.1:%d' % (scheme, self.port)
+        # Any loopback address the caller chose (all of 127/8 is local).
+        host = self.extra_conf.get('DEFAULT', {}).get('listen_host',
+                                                      '127.0.0.1')
+        if not host.startswith('127.'):
+            raise ValueError('the sandbox agent listens on loopback only, '
+                             'not %s' % host)
+        return '%s://%s:%d' % (scheme, host, self.port)
 
     def _config(self):
         default = {
