@@ -67,21 +67,33 @@ CONF = ipa_conf.CONF
 METRICS = metrics_utils.get_metrics_logger(__name__)
 
 
+#: Unknown parameter names an error lists, at most.
+_SHOWN_NAMES = 5
+
+
 def _bool(name, value):
     if isinstance(value, bool):
         return value
-    try:
-        return strutils.bool_from_string(value, strict=True)
-    except ValueError:
-        raise errors.InvalidCommandParamsError(
-            '%s must be a boolean, got %r' % (name, secrets.mask(value)))
+    # Strings and integers only (JSON gives nothing else that reads as a
+    # boolean): bool_from_string prints anything else first, and a value
+    # nested past the recursion limit cannot be printed.
+    if isinstance(value, (str, int)):
+        try:
+            return strutils.bool_from_string(value, strict=True)
+        except ValueError:
+            pass
+    raise errors.InvalidCommandParamsError(
+        '%s must be a boolean, got %s' % (name, secrets.brief(value)))
 
 
 def _unknown(command, extra):
     if extra:
+        names = sorted(extra)
+        shown = ', '.join(secrets.brief(n, 32) for n in names[:_SHOWN_NAMES])
+        if len(names) > _SHOWN_NAMES:
+            shown += ' and %d more' % (len(names) - _SHOWN_NAMES)
         raise errors.InvalidCommandParamsError(
-            '%s: unknown parameter(s) %s'
-            % (command, ', '.join(sorted(extra))))
+            '%s: unknown parameter(s) %s' % (command, shown))
 
 
 def _validate_connect(self, volume_id=None, attachment_id=None,

@@ -48,10 +48,26 @@ VALID_MODES = ('rw', 'ro')
 MAX_ISCSI_NAME_LENGTH = 223
 # iqn.yyyy-mm.reversed.domain[:anything], eui.<16 hex>, naa.<16 or 32 hex>;
 # no white space, no control characters (the name goes into files).
+# re.ASCII: with Unicode case folding, IGNORECASE lets [a-z] match the
+# KELVIN SIGN, LONG S and DOTLESS I.
 _ISCSI_NAME = re.compile(
     r'(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][-a-z0-9.]*(:[\x21-\x7e]*)?'
     r'|eui\.[0-9a-f]{16}|naa\.(?:[0-9a-f]{16}|[0-9a-f]{32}))',
-    re.IGNORECASE)
+    re.IGNORECASE | re.ASCII)
+
+#: Bounds of a connection_info. Drivers nest theirs a few levels deep
+#: with tens of values (Cinder stores it in a 64 KiB TEXT column); a
+#: hostile one must cost neither a traceback (the recursion limit of a
+#: deep copy) nor unbounded time and memory.
+MAX_DEPTH = 16
+MAX_VALUES = 10000
+MAX_TEXT = 1024 * 1024
+
+#: The longest connector host Cinder records (attached_host, 255).
+MAX_HOST_LENGTH = 255
+
+#: The largest SCSI logical unit number (64 bits).
+MAX_LUN = 2 ** 64 - 1
 
 # What each protocol needs in connection_info["data"] for os-brick to
 # connect it. A tuple lists alternatives: one of them is enough.
@@ -104,11 +120,39 @@ def from_attachment(connection_info):
 
 
 def validate_mode(mode, volume_id=None):
-    if mode not in VALID_MODES:
+    if not isinstance(mode, str) or mode not in VALID_MODES:
         raise exception.InvalidConnectionInfo(
-            'mode', 'must be one of %s, got %r'
-            % (', '.join(VALID_MODES), secrets.mask(mode)), volume_id)
+            'mode', 'must be one of %s, got %s'
+            % (', '.join(VALID_MODES), secrets.brief(mode)), volume_id)
     return mode
+
+
+def _check_shape(connection_info, volume_id):
+    """Bounded depth, number of values and text; walked without recursion."""
+    stack = [(connection_info, 1)]
+    values = text = 0
+    while stack:
+        item, depth = stack.pop()
+        values += 1
+        if isinstance(item, dict):
+            text += sum(len(k) for k in item if isinstance(k, str))
+            children = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            text += len(item) if isinstance(item, str) else 0
+            children = []
+        if children and depth >= MAX_DEPTH:
+            reason = 'nested deeper than %d levels' % MAX_DEPTH
+        elif values + len(stack) + len(children) > MAX_VALUES:
+            reason = 'holds more than %d values' % MAX_VALUES
+        elif text > MAX_TEXT:
+            reason = 'holds more than %d characters' % MAX_TEXT
+        else:
+            stack.extend((child, depth + 1) for child in children)
+            continue
+        raise exception.InvalidConnectionInfo('connection_info', reason,
+                                              volume_id)
 
 
 def validate_connection_info(connection_info, volume_id=None):
@@ -124,6 +168,7 @@ def validate_connection_info(connection_info, volume_id=None):
         raise exception.InvalidConnectionInfo(
             'connection_info', 'must be an object, got %s'
             % type(connection_info).__name__, volume_id)
+    _check_shape(connection_info, volume_id)
     protocol = connection_info.get('driver_volume_type')
     if not isinstance(protocol, str) or not protocol:
         raise exception.InvalidConnectionInfo(
@@ -131,8 +176,9 @@ def validate_connection_info(connection_info, volume_id=None):
     protocol = protocol.lower()
     if protocol not in known_protocols():
         raise exception.InvalidConnectionInfo(
-            'driver_volume_type', 'unknown type %r; os-brick knows: %s'
-            % (protocol, ', '.join(known_protocols())), volume_id)
+            'driver_volume_type', 'unknown type %s; os-brick knows: %s'
+            % (secrets.brief(protocol), ', '.join(known_protocols())),
+            volume_id)
     data = connection_info.get('data')
     if not isinstance(data, dict):
         raise exception.InvalidConnectionInfo(
@@ -168,24 +214,30 @@ def _check_data(protocol, data, volume_id):
                     % (label, type(value).__name__), volume_id)
 
 
+def _lun(lun, volume_id):
+    """A LUN as an int: an int or a string of ASCII digits, 0 to 2^64-1."""
+    if isinstance(lun, str):
+        digits = lun.strip()
+        # Not int() alone: it takes "1_0", "-1" and non-ASCII digits.
+        if digits.isascii() and digits.isdigit() and len(digits) <= 20:
+            lun = int(digits)
+    if isinstance(lun, bool) or not isinstance(lun, int) or not (
+            0 <= lun <= MAX_LUN):
+        raise exception.InvalidConnectionInfo(
+            'data.target_lun', 'must be an integer from 0 to %d, got %s'
+            % (MAX_LUN, secrets.brief(lun)), volume_id)
+    return lun
+
+
 def _normalize_data(protocol, ndata, volume_id):
     """Make ``target_lun`` an int; check paths and CHAP (in place)."""
     if 'target_lun' in ndata and ndata['target_lun'] is not None:
-        lun = ndata['target_lun']
-        if isinstance(lun, bool) or not isinstance(lun, (int, str)):
-            raise exception.InvalidConnectionInfo(
-                'data.target_lun', 'must be an integer, got %s'
-                % type(lun).__name__, volume_id)
-        try:
-            ndata['target_lun'] = int(lun)
-        except ValueError:
-            raise exception.InvalidConnectionInfo(
-                'data.target_lun', 'must be an integer, got %r' % lun,
-                volume_id)
-    if protocol == 'local' and not ndata['device_path'].startswith('/'):
+        ndata['target_lun'] = _lun(ndata['target_lun'], volume_id)
+    path = ndata.get('device_path')
+    if protocol == 'local' and (not path.startswith('/') or '\x00' in path):
         raise exception.InvalidConnectionInfo(
-            'data.device_path', 'must be an absolute path, got %r'
-            % ndata['device_path'], volume_id)
+            'data.device_path', 'must be an absolute path without NUL '
+            'characters, got %s' % secrets.brief(path), volume_id)
     if (str(ndata.get('auth_method', '')).upper() == 'CHAP'
             and not (ndata.get('auth_username')
                      and ndata.get('auth_password'))):
@@ -212,6 +264,13 @@ def validate_connector(connector, protocol=None):
             % type(connector).__name__)
     if not isinstance(connector.get('host'), str) or not connector['host']:
         raise exception.InvalidConnectionInfo('connector.host', 'missing')
+    if len(connector['host']) > MAX_HOST_LENGTH:
+        raise exception.InvalidConnectionInfo(
+            'connector.host', 'longer than %d characters' % MAX_HOST_LENGTH)
+    if protocol is not None and not isinstance(protocol, str):
+        raise exception.InvalidConnectionInfo(
+            'driver_volume_type', 'must be a string, got %s'
+            % type(protocol).__name__)
     for key in _PROTOCOL_CONNECTOR_KEYS.get((protocol or '').lower(), ()):
         if not connector.get(key):
             raise exception.InvalidConnectionInfo(
@@ -227,7 +286,7 @@ def check_uuid(value, field):
     """
     if not isinstance(value, str) or not uuidutils.is_uuid_like(value):
         raise exception.InvalidIdentifier(
-            '%s must be a UUID, got %r' % (field, secrets.mask(value)))
+            '%s must be a UUID, got %s' % (field, secrets.brief(value)))
     return value
 
 
@@ -247,7 +306,7 @@ def validate_initiator(initiator, field='initiator'):
     if not _ISCSI_NAME.fullmatch(initiator):
         raise exception.InvalidConnectionInfo(
             field, 'not an iSCSI name (iqn.YYYY-MM.domain[:id], eui. or '
-            'naa. form): %r' % initiator)
+            'naa. form): %s' % secrets.brief(initiator, MAX_ISCSI_NAME_LENGTH))
     return initiator
 
 
@@ -263,9 +322,18 @@ def node_initiator(node_uuid, properties=None, prefix=None):
 
     :raises: InvalidConnectionInfo when the operator's name is not one.
     """
+    if properties is not None and not isinstance(properties, dict):
+        raise exception.InvalidConnectionInfo(
+            'properties', 'must be an object, got %s'
+            % type(properties).__name__)
     chosen = (properties or {}).get(INITIATOR_PROPERTY)
     if chosen:
         return validate_initiator(chosen,
                                   'properties/%s' % INITIATOR_PROPERTY)
+    if not isinstance(prefix, str) or not isinstance(node_uuid, str):
+        raise exception.InvalidConnectionInfo(
+            'initiator_iqn_prefix', 'needs a string prefix and node UUID, '
+            'got %s and %s' % (type(prefix).__name__,
+                               type(node_uuid).__name__))
     return validate_initiator('%s:%s' % (prefix, node_uuid),
                               'initiator_iqn_prefix')

@@ -10,8 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import time
+
+from ironic_python_agent import errors
 import pytest
 
+from ipa_cinder.agent import extension
 from ipa_cinder.common import connection
 from ipa_cinder.common import secrets
 from ipa_cinder import exception
@@ -204,3 +208,143 @@ def test_invalid_initiator_names(name, reason):
     assert reason in str(exc.value)
     assert exc.value.field == 'initiator'
 
+
+# Regressions found by the fuzz properties (tests/unit/fuzz): each of these
+# inputs once raised something other than the product's own error, let a
+# wrong value through, or took quadratic time.
+
+
+def _nested(depth, leaf='rw'):
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize('check', [
+    lambda v: connection.check_uuid(v, 'volume_id'),
+    lambda v: connection.validate_mode(v, VOLUME),
+    lambda v: connection.validate_connection_info(
+        {'driver_volume_type': 'local',
+         'data': {'device_path': '/dev/loop7', 'extra': v}}, VOLUME),
+])
+def test_deep_nesting_refused_without_recursion_error(check):
+    with pytest.raises((exception.InvalidConnectionInfo,
+                        exception.InvalidIdentifier)) as exc:
+        check(_nested(5000))
+    assert len(str(exc.value)) < 300
+
+
+def test_connection_info_size_bounded():
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_connection_info(
+            {'driver_volume_type': 'local',
+             'data': {'device_path': '/dev/loop7',
+                      'extra': list(range(20000))}}, VOLUME)
+    assert exc.value.field == 'connection_info'
+
+
+def test_mask_deep_nesting():
+    masked = secrets.mask({'a': _nested(5000, {'auth_password': 'abcdef'})})
+    assert 'abcdef' not in repr(masked)
+
+
+def test_connector_protocol_not_a_string():
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_connector({'host': 'n'}, 5)
+    assert exc.value.field == 'driver_volume_type'
+
+
+def test_connector_host_too_long():
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_connector({'host': 'h' * 256})
+    assert exc.value.field == 'connector.host'
+
+
+def test_node_initiator_odd_properties_and_prefix():
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.node_initiator(VOLUME, ['x'], 'iqn.2004-10.org.x')
+    assert exc.value.field == 'properties'
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.node_initiator(VOLUME, None, _nested(5000))
+    assert exc.value.field == 'initiator_iqn_prefix'
+
+
+@pytest.mark.parametrize('name', [
+    'iqn.2004-10.org.\u212aelvin',   # KELVIN SIGN folds to k
+    'iqn.2004-10.org.\u017fx',       # LONG S folds to s
+    'iqn.2004-10.\u0131x',           # DOTLESS I folds to i
+])
+def test_initiator_must_be_ascii(name):
+    with pytest.raises(exception.InvalidConnectionInfo):
+        connection.validate_initiator(name)
+
+
+@pytest.mark.parametrize('lun', [
+    '-3', -3, '\u0661', '\uff11', '1_0', 2 ** 64, '1' * 25, 1.0, [1]])
+def test_lun_refused(lun):
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_connection_info(iscsi_info(target_lun=lun),
+                                            VOLUME)
+    assert exc.value.field == 'data.target_lun'
+
+
+@pytest.mark.parametrize('lun, expected', [
+    (' 3 ', 3), ('0', 0), (2 ** 64 - 1, 2 ** 64 - 1)])
+def test_lun_accepted(lun, expected):
+    info = connection.validate_connection_info(iscsi_info(target_lun=lun),
+                                               VOLUME)
+    assert info['data']['target_lun'] == expected
+
+
+def test_device_path_with_nul_refused():
+    with pytest.raises(exception.InvalidConnectionInfo) as exc:
+        connection.validate_connection_info(
+            {'driver_volume_type': 'local',
+             'data': {'device_path': '/dev/loop7\x00'}}, VOLUME)
+    assert exc.value.field == 'data.device_path'
+
+
+@pytest.mark.parametrize('check', [
+    lambda v: connection.check_uuid(v, 'volume_id'),
+    lambda v: connection.validate_mode(v),
+    lambda v: connection.validate_connection_info(
+        {'driver_volume_type': v, 'data': {}}),
+    lambda v: connection.validate_connection_info(
+        {'driver_volume_type': 'local', 'data': {'device_path': v}}),
+    lambda v: connection.validate_connection_info(
+        iscsi_info(target_lun=v)),
+])
+def test_long_values_shown_short_and_fast(check):
+    # 'a' * 10,000 once took 20 s to mask (a quadratic regex): this would
+    # take hours.
+    start = time.monotonic()
+    with pytest.raises((exception.InvalidConnectionInfo,
+                        exception.InvalidIdentifier)) as exc:
+        check('a' * 500000)
+    assert time.monotonic() - start < 5
+    assert len(str(exc.value)) < 500
+
+
+class TestAgentValidators(object):
+
+    def test_bool_containers_and_huge_ints(self):
+        for value in ({'k%d' % i: i for i in range(500)}, _nested(5000),
+                      10 ** 5000, 1.0, None):
+            with pytest.raises(errors.InvalidCommandParamsError) as exc:
+                extension._bool('boot', value)
+            assert len(exc.value.details) < 200
+        assert extension._bool('boot', 'yes') is True
+        assert extension._bool('boot', 1) is True
+        assert extension._bool('boot', '0') is False
+
+    def test_unknown_parameters_listed_briefly(self):
+        params = {'p%04d' % i: 1 for i in range(1000)}
+        with pytest.raises(errors.InvalidCommandParamsError) as exc:
+            extension._validate_disconnect(None, volume_id=VOLUME, **params)
+        assert 'and 995 more' in exc.value.details
+        assert len(exc.value.details) < 300
+
+    def test_deep_volume_id(self):
+        with pytest.raises(errors.InvalidCommandParamsError):
+            extension._validate_connect(None, volume_id=_nested(5000))
