@@ -64,6 +64,10 @@ SOAK_ARGS ?= --cycles-cli 200 --cycles-deploy 50
 soak: system-deps
 	$(VENV)/bin/python -W ignore -m tests.soak $(SOAK_ARGS)
 
+# The full fuzzing profile (10,000+ cases; make test runs the quick one).
+fuzz: venv
+	$(VENV)/bin/pytest -q -p no:warnings tests/unit/fuzz --hypothesis-profile=full --hypothesis-show-statistics
+
 pep8: venv
 	$(VENV)/bin/flake8 ipa_cinder ipa_cinder_sandbox tests
 
