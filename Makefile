@@ -64,6 +64,13 @@ SOAK_ARGS ?= --cycles-cli 200 --cycles-deploy 50
 soak: system-deps
 	$(VENV)/bin/python -W ignore -m tests.soak $(SOAK_ARGS)
 
+# The IPA ramdisk with the agent half (Debian 12, IPA 13, cloud kernel),
+# built with diskimage-builder and ironic-python-agent-builder into
+# .cache/ramdisk/<key>/ (needs root; reused while its inputs are
+# unchanged; 5-10 minutes when it builds).
+ramdisk:
+	$(PYTHON) tools/ramdisk/build-ramdisk
+
 # The full fuzzing profile (10,000+ cases; make test runs the quick one).
 fuzz: venv
 	$(VENV)/bin/pytest -q -p no:warnings tests/unit/fuzz --hypothesis-profile=full --hypothesis-show-statistics
