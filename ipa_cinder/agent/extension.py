@@ -128,27 +128,26 @@ def _validate_disconnect(self, volume_id=None, attachment_id=None,
     _bool('force', force)
 
 
+def _initiator(initiator):
+    if initiator is None:
+        return
+    try:
+        connection.validate_initiator(initiator)
+    except ValueError as e:
+        raise errors.InvalidCommandParamsError('%s%s' % (_node_prefix(), e))
+
+
 def _validate_get_connector(self, multipath=False, enforce_multipath=False,
                             initiator=None, **extra):
     _unknown('cinder.get_connector', extra)
     _bool('multipath', multipath)
     _bool('enforce_multipath', enforce_multipath)
-    if initiator is not None:
-        try:
-            connection.validate_initiator(initiator)
-        except ValueError as e:
-            raise errors.InvalidCommandParamsError(
-                '%s%s' % (_node_prefix(), e))
+    _initiator(initiator)
 
 
 def _validate_configure_boot(self, initiator=None, **extra):
     _unknown('cinder.configure_boot', extra)
-    if initiator is not None:
-        try:
-            connection.validate_initiator(initiator)
-        except ValueError as e:
-            raise errors.InvalidCommandParamsError(
-                '%s%s' % (_node_prefix(), e))
+    _initiator(initiator)
 
 
 def _node_uuid():
