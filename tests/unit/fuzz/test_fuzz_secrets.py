@@ -118,6 +118,13 @@ FORMS = {
        form=st.sampled_from(sorted(FORMS)))
 @fz.counted
 def test_mask_text_quoted(prefix, suffix, key, secret, form):
+    # Known limit of text masking (secrets never remembered): after a
+    # quote left open on the line, the text is ambiguous
+    # ('PASSWD:"' + "{'auth_username': \"0'\"}" reads as PASSWD's value
+    # running up to the next double quote). Remembered secrets are found
+    # whatever the text around them (test_remembered_secret_never_shown).
+    last_line = prefix.rsplit('\n', 1)[-1].replace('\\', '')
+    assume(last_line.count("'") % 2 == 0 and last_line.count('"') % 2 == 0)
     shown = secrets.mask_text(prefix + FORMS[form](key, secret) + suffix)
     context = prefix + FORMS[form](key, secrets.MASK) + suffix
     for escaped in fz.escaped_forms(secret):
