@@ -69,6 +69,7 @@ from oslo_utils import uuidutils
 from ipa_cinder.common import cinder_strays
 from ipa_cinder.common import cinder_transport
 from ipa_cinder.common import connection
+from ipa_cinder.common import secrets
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
@@ -199,9 +200,11 @@ class CinderClient(object):
     def _create_body(self, volume_id, connector, instance_uuid, mode,
                      protocol):
         """(request body, microversion) of an attachment create."""
-        if mode is not None and mode not in MODES:
+        if mode is not None and (not isinstance(mode, str)
+                                 or mode not in MODES):
             raise exception.InvalidInput(
-                'mode must be one of %s, not %r' % (', '.join(MODES), mode),
+                'mode must be one of %s, not %s'
+                % (', '.join(MODES), secrets.brief(mode)),
                 call='create_attachment', node=self.node, volume=volume_id)
         validate_connector(connector, protocol, node=self.node,
                            volume=volume_id)

@@ -26,6 +26,7 @@ from ironic import objects
 from oslo_log import log
 
 from ipa_cinder.common import connection
+from ipa_cinder.common import secrets
 from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 
@@ -49,11 +50,11 @@ def target_mode(node, target):
         the field.
     """
     mode = (target.properties or {}).get('attach_mode', 'rw')
-    if mode not in connection.VALID_MODES:
+    if not isinstance(mode, str) or mode not in connection.VALID_MODES:
         raise exception.VolumeAttachError(
             node.uuid, target.volume_id,
             'volume target %s: properties/attach_mode must be rw or ro, got '
-            '%r' % (target.uuid, mode))
+            '%s' % (target.uuid, secrets.brief(mode)))
     return mode
 
 
