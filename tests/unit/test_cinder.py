@@ -515,7 +515,6 @@ class TestQueries(Base):
                                 self.client().find_volume, 'x')
         self.assertIn('a, b', str(exc))
 
-
     def test_list_volumes_reads_every_page(self):
         self.useFixture(fixtures.MockPatchObject(cinder, 'VOLUMES_PAGE_SIZE',
                                                  2))

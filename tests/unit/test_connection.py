@@ -140,9 +140,9 @@ class TestMask(object):
 
     def test_any_secret_key(self):
         masked = secrets.mask({'discovery_auth_password': 'abcdef',
-                                  'my_secret': 'abcdef',
-                                  'keyring_secret_uuid': 'abcdef',
-                                  'other': [{'password': 'abcdef'}]})
+                               'my_secret': 'abcdef',
+                               'keyring_secret_uuid': 'abcdef',
+                               'other': [{'password': 'abcdef'}]})
         assert 'abcdef' not in repr(masked)
 
     def test_text(self):

@@ -15,8 +15,8 @@ import stat
 
 import pytest
 
-from ipa_cinder.host import registry
 from ipa_cinder import exception
+from ipa_cinder.host import registry
 
 VOLUME = '0e0bb0a4-7e7b-4c4e-9d55-1f5b5d0b0a01'
 ATTACHMENT = '7c0a3a55-3f5a-4f0e-8e0c-2c2b8f8e6a02'
