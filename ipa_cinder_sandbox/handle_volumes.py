@@ -19,6 +19,7 @@ volume until it reaches a status, fails at once on an error status, and
 waits for a deletion.
 """
 
+import configparser
 import os
 
 from keystoneauth1 import adapter as ks_adapter
@@ -28,6 +29,7 @@ from openstack.block_storage.v3 import volume as sdk_volume
 import openstack.connection
 from openstack import exceptions as sdk_exceptions
 from oslo_log import log as logging
+import sqlalchemy
 
 from ipa_cinder.common import noauth
 from ipa_cinder_sandbox import errors
@@ -180,6 +182,30 @@ class VolumeHelpers(object):
                        sdk_volume.Volume.new(id=volume_id),
                        interval=_POLL_INTERVAL, wait=timeout)
         self._forget(self._volumes, volume_id)
+
+    def export_chap(self, volume_id):
+        """(user, password) of a volume's iSCSI export, from Cinder's DB.
+
+        Cinder's API never shows them outside an attachment: tests that
+        look for leaks read them where Cinder keeps them (SQLite or the
+        private MariaDB, through the sandbox's cinder.conf).
+        """
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(os.path.join(self.state_dir, 'etc', 'cinder.conf'))
+        engine = sqlalchemy.create_engine(conf['database']['connection'])
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    sqlalchemy.text('SELECT provider_auth FROM volumes '
+                                    'WHERE id = :id'),
+                    {'id': volume_id}).fetchone()
+        finally:
+            engine.dispose()
+        if not row or not row[0]:
+            raise errors.SandboxError('volume %s has no CHAP credentials'
+                                      % volume_id)
+        _method, user, password = row[0].split()
+        return user, password
 
     def volume_file(self, volume):
         """The sparse file holding ``volume`` (its backend's directory)."""

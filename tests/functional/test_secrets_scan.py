@@ -32,38 +32,18 @@ only is accepted in the cinder-* logs. The test prints every place it
 looked.
 """
 
-import configparser
 import itertools
 import os
 import stat
 import threading
 
 import pytest
-import sqlalchemy
 
 from tests.functional.conductor import conftest as conductor_conftest
 from tests.functional import test_cli
 
 # Bigger files are volume contents and disk images, not output.
 _MAX_SCANNED = 64 << 20
-
-
-def _chap_credentials(sandbox, volume):
-    """(user, password) of the volume's export, from Cinder's database."""
-    conf = configparser.ConfigParser(interpolation=None)
-    conf.read(os.path.join(sandbox.state_dir, 'etc', 'cinder.conf'))
-    engine = sqlalchemy.create_engine(conf['database']['connection'])
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(
-                sqlalchemy.text('SELECT provider_auth FROM volumes '
-                                'WHERE id = :id'),
-                {'id': volume['id']}).fetchone()
-    finally:
-        engine.dispose()
-    assert row and row[0], 'the iSCSI export had no CHAP credentials'
-    _method, user, password = row[0].split()
-    return user, password
 
 
 class _ApiRecorder(threading.Thread):
@@ -194,7 +174,7 @@ def test_chap_secret_only_where_it_must_be(sandbox, image, tmp_path):
     finally:
         recorder.stop()
         sandbox.delete_node(node['uuid'])
-    user, password = _chap_credentials(sandbox, volume)
+    user, password = sandbox.export_chap(volume['id'])
     needles = [user, password]
 
     # The scan itself finds a planted secret.

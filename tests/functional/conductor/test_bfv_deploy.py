@@ -12,7 +12,6 @@
 
 """cinder-agent deploys: real Ironic 39, IPA 13, Cinder 29 and os-brick."""
 
-import configparser
 import glob
 import hashlib
 import os
@@ -20,7 +19,6 @@ import subprocess
 import uuid
 
 import pytest
-import sqlalchemy
 
 from ipa_cinder.common import connection
 from ipa_cinder_sandbox import device_broker
@@ -148,34 +146,13 @@ def test_iscsi_volume_rolls_back_and_keeps_chap_secret(sandbox, deployer):
     assert 'iSCSI' in error
     assert deployer.attachments(volume['id']) == []
     assert sandbox.get_volume(volume['id'])['status'] == 'available'
-    secret = _chap_secret(sandbox, volume)
+    secret = sandbox.export_chap(volume['id'])[1]
     logs = glob.glob(os.path.join(sandbox.state_dir, 'log', '*.log'))
     logs.append(agent.log_path)
     for path in logs:
         with open(path, errors='replace') as f:
             assert secret not in f.read(), path
     assert secret not in error
-
-
-def _chap_secret(sandbox, volume):
-    """The CHAP password Cinder generated for the volume's export.
-
-    Read from Cinder's own database (SQLite or the private MariaDB), with
-    the connection string of the sandbox's cinder.conf.
-    """
-    conf = configparser.ConfigParser(interpolation=None)
-    conf.read(os.path.join(sandbox.state_dir, 'etc', 'cinder.conf'))
-    engine = sqlalchemy.create_engine(conf['database']['connection'])
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(
-                sqlalchemy.text('SELECT provider_auth FROM volumes '
-                                'WHERE id = :id'),
-                {'id': volume['id']}).fetchone()
-    finally:
-        engine.dispose()
-    assert row and row[0], 'the iSCSI export had no CHAP credentials'
-    return row[0].split()[-1]
 
 
 @pytest.mark.parametrize('problem', ['missing', 'error', 'other-project'])
