@@ -26,6 +26,7 @@ import sys
 from oslo_log import log as logging
 
 from ipa_cinder_sandbox import commands
+from ipa_cinder_sandbox import node_network
 from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import process
 from ipa_cinder_sandbox import rest
@@ -33,7 +34,10 @@ from ipa_cinder_sandbox import rest
 LOG = logging.getLogger(__name__)
 
 SERVICE_HOST = 'sandbox'
-BACKENDS = ('local', 'iscsi')
+# ``iscsi-node`` exports through the same tgt as ``iscsi`` but names the
+# portal as VM nodes reach it (node_network): Cinder hands that portal to
+# Ironic, iPXE and the node's initiator.
+BACKENDS = ('local', 'iscsi', 'iscsi-node')
 # One cinder-volume process per backend: each is started (and, if its
 # start-up lost a race for SQLite's lock, restarted) on its own.
 SERVICES = ('cinder-api', 'cinder-scheduler') + tuple(
@@ -46,6 +50,7 @@ VOLUME_TYPES = {
     'local': ('local', {}),
     'iscsi': ('iscsi', {}),
     'multiattach': ('iscsi', {'multiattach': '<is> True'}),
+    'iscsi-node': ('iscsi-node', {}),
     'local-multiattach': ('local', {'multiattach': '<is> True'}),
 }
 
@@ -123,6 +128,18 @@ class Cinder(object):
                 'target_helper': 'tgtadm',
                 'target_protocol': 'iscsi',
                 'target_ip_address': '127.0.0.1',
+                'target_port': str(self.layout.ports['iscsi']),
+                'use_chap_auth': 'True',
+                'volumes_dir': self.tgt.volumes_dir,
+            },
+            'iscsi-node': {
+                'volume_driver': driver,
+                'volume_backend_name': 'iscsi-node',
+                'sandbox_volumes_dir': self.volumes_dir('iscsi-node'),
+                'sandbox_export': 'iscsi',
+                'target_helper': 'tgtadm',
+                'target_protocol': 'iscsi',
+                'target_ip_address': node_network.SERVICE_ADDRESS,
                 'target_port': str(self.layout.ports['iscsi']),
                 'use_chap_auth': 'True',
                 'volumes_dir': self.tgt.volumes_dir,

@@ -22,11 +22,8 @@ creator dies.
 """
 
 import configparser
-import sys
 
-from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import ironic_service
-from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import rest
 
 
@@ -67,28 +64,6 @@ class ExtraIronic(ironic_service.Ironic):
                         conf.set(section, option, str(value))
         with open(self.conf, 'w') as f:
             conf.write(f)
-
-    def start(self):
-        """Write the configuration, create the schema, start it."""
-        self.write_config()
-        commands.run(self.layout.venv_tool('ironic-dbsync'), '--config-file',
-                     self.conf, 'create_schema')
-        self.procs.start(self.name, [
-            sys.executable, self.layout.venv_tool('ironic'),
-            '--config-file', self.conf,
-            '--log-file', self.procs.log_path(self.name)])
-
-    def wait(self, timeout=60):
-        """Poll GET /v1/drivers until the fake hardware type is listed."""
-        def ready():
-            self.procs.ensure_alive(self.name)
-            drivers = self.client.get('/v1/drivers', timeout=5)['drivers']
-            return any(d['name'] == 'fake-hardware' for d in drivers)
-        polling.wait_until(ready, timeout, 'Ironic %s' % self.name,
-                           interval=0.3)
-
-    def stop(self):
-        self.procs.stop(self.name, timeout=20)
 
     @property
     def log_path(self):

@@ -296,9 +296,7 @@ def _ironic_argv(box):
 
 
 def _restart_ironic(box, argv):
-    box.procs.stop('ironic', timeout=30)
-    box.procs.start('ironic', argv)
-    box.ironic.wait()
+    box.ironic.restart(argv)
 
 
 def route_ironic(box, proxy, retry=None):

@@ -97,7 +97,7 @@ def build_image(directory):
 
 
 class HTTPServer(object):
-    """Python's http.server on 127.0.0.1, serving the images directory."""
+    """The images directory over HTTP on 127.0.0.1 (:mod:`.http_server`)."""
 
     def __init__(self, layout, procs):
         self.layout = layout
@@ -107,8 +107,9 @@ class HTTPServer(object):
     def start(self):
         os.makedirs(self.root, exist_ok=True)
         self.procs.start('http', [
-            sys.executable, '-m', 'http.server', '--bind', '127.0.0.1',
-            '--directory', self.root, str(self.layout.ports['http'])])
+            sys.executable, '-m', 'ipa_cinder_sandbox.http_server',
+            '--directory', self.root, '--port',
+            str(self.layout.ports['http'])])
 
     def wait(self, timeout=15):
         polling.wait_until(

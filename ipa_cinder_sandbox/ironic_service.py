@@ -14,7 +14,12 @@
 
 SQLite, noauth, ``rpc_transport = none``, fake hardware with the agent
 deploy interfaces, automated cleaning off, the service catalog and the
-``[cinder]`` section pointing at the sandbox's services.
+``[cinder]`` section pointing at the sandbox's services. What Ironic hands
+to a node (its API URL, ``[deploy] http_url`` for iPXE scripts, kernels and
+images) names the address VM nodes reach the sandbox at; the conductor
+reaches those URLs itself through the sandbox's HTTP server
+(:mod:`ipa_cinder_sandbox.node_network`). Confined agents on this host are
+given the loopback URL directly.
 """
 
 import configparser
@@ -25,6 +30,7 @@ from oslo_log import log as logging
 
 from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import interfaces
+from ipa_cinder_sandbox import node_network
 from ipa_cinder_sandbox import polling
 from ipa_cinder_sandbox import rest
 
@@ -33,6 +39,8 @@ LOG = logging.getLogger(__name__)
 
 class Ironic(object):
     """Configure, start, wait for and stop Ironic."""
+
+    name = 'ironic'
 
     def __init__(self, layout, procs):
         self.layout = layout
@@ -68,11 +76,12 @@ class Ironic(object):
                              'heartbeat_interval': '5'}
         conf['agent'] = {'deploy_logs_collect': 'never',
                          'image_download_source': 'http'}
-        conf['deploy'] = {'http_url': self.layout.http_url,
+        conf['deploy'] = {'http_url': node_network.url(self.layout, 'http'),
                           'http_root': self.layout.path('images')}
-        conf['service_catalog'] = {'auth_type': 'none',
-                                   'endpoint_override':
-                                       self.layout.ironic_url}
+        conf['pxe'] = self._pxe_options()
+        conf['service_catalog'] = {
+            'auth_type': 'none',
+            'endpoint_override': node_network.url(self.layout, 'ironic')}
         # A standalone (noauth) Cinder as a Bifrost-style deployment reaches
         # it: no Keystone, the unversioned-project endpoint (with
         # auth_type none every request carries the token "notused", which
@@ -91,23 +100,51 @@ class Ironic(object):
         with open(self.conf, 'w') as f:
             conf.write(f)
 
+    def _pxe_options(self):
+        """iPXE for VM nodes: everything under the state directory."""
+        tftp = os.path.join(self.base, 'tftpboot')
+        return {
+            'tftp_root': tftp,
+            'tftp_master_path': os.path.join(tftp, 'master_images'),
+            'images_path': os.path.join(self.base, 'pxe-images'),
+            'instance_master_path': os.path.join(self.base, 'master_images'),
+            # The serial console is the VM's log; IPA's options come per
+            # node (driver_info kernel_append_params).
+            'kernel_append_params': 'console=ttyS0',
+            'ipxe_timeout': '60',
+        }
+
+    def argv(self):
+        return [sys.executable, self.layout.venv_tool('ironic'),
+                '--config-file', self.conf,
+                '--log-file', self.procs.log_path(self.name)]
+
+    def environment(self):
+        """Ironic's environment: node-facing URLs through the proxy."""
+        return node_network.proxy_environment(self.layout, os.environ)
+
     def start(self):
         """Write the configuration, create the schema, start ironic."""
         self.write_config()
         commands.run(self.layout.venv_tool('ironic-dbsync'), '--config-file',
                      self.conf, 'create_schema')
-        self.procs.start('ironic', [
-            sys.executable, self.layout.venv_tool('ironic'),
-            '--config-file', self.conf,
-            '--log-file', self.procs.log_path('ironic')])
+        self.procs.start(self.name, self.argv(), env=self.environment())
+
+    def restart(self, argv=None):
+        """Stop the process and start it again (same database)."""
+        argv = argv or self.procs.get(self.name)['argv']
+        self.procs.stop(self.name, timeout=30)
+        self.procs.start(self.name, argv, env=self.environment())
+        self.wait()
 
     def wait(self, timeout=60):
         """Poll GET /v1/drivers until the fake hardware type is listed."""
         def ready():
-            self.procs.ensure_alive('ironic')
+            self.procs.ensure_alive(self.name)
             drivers = self.client.get('/v1/drivers', timeout=5)['drivers']
             return any(d['name'] == 'fake-hardware' for d in drivers)
-        polling.wait_until(ready, timeout, 'Ironic', interval=0.3)
+        polling.wait_until(ready, timeout, 'Ironic %s' % self.name,
+                           interval=0.3)
 
     def stop(self):
-        self.procs.stop('ironic', timeout=20)
+        self.procs.stop(self.name, timeout=20)

@@ -196,11 +196,7 @@ class Deployer(object):
 
     def restart_ironic(self):
         """Stop the Ironic process and start it again on the same DB."""
-        procs = self.sandbox.box.procs
-        record = procs.get('ironic')
-        procs.stop('ironic', timeout=30)
-        procs.start('ironic', record['argv'])
-        self.sandbox.box.ironic.wait()
+        self.sandbox.box.ironic.restart()
 
     def undeploy(self, node):
         self.sandbox.set_provision_state(node['uuid'], 'deleted')
