@@ -18,7 +18,8 @@ under noauth, and helpers that create (and on close, remove) volumes, loop
 devices, nodes and confined agents. Everything it creates lives under the
 sandbox's state directory, so ``down`` removes it even after a crash. Its
 Cinder helpers are in :mod:`ipa_cinder_sandbox.handle_volumes`, its Ironic
-and agent helpers in :mod:`ipa_cinder_sandbox.handle_nodes`.
+and agent helpers in :mod:`ipa_cinder_sandbox.handle_nodes`, its VM nodes
+in :mod:`ipa_cinder_sandbox.handle_vm_nodes`.
 """
 
 import fcntl
@@ -32,6 +33,7 @@ from ipa_cinder.host import mounts
 from ipa_cinder_sandbox import cleanup
 from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import handle_nodes
+from ipa_cinder_sandbox import handle_vm_nodes
 from ipa_cinder_sandbox import handle_volumes
 from ipa_cinder_sandbox import layout as layout_mod
 from ipa_cinder_sandbox import loopdev
@@ -43,7 +45,8 @@ LOG = logging.getLogger(__name__)
 
 
 class SandboxHandle(handle_volumes.VolumeHelpers,
-                    handle_nodes.NodeHelpers):
+                    handle_nodes.NodeHelpers,
+                    handle_vm_nodes.VMNodeHelpers):
     """A running sandbox and what tests need to use it."""
 
     def __init__(self, box, info, reused=False):
@@ -66,6 +69,7 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
         self._devices = []
         self._nodes = []
         self._agents = []
+        self._vms = []
         self._counter = itertools.count(1)
 
     # Life cycle
@@ -127,6 +131,7 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
         """Remove what this handle created; ``down`` unless reused."""
         failures = []
         for func, items in ((self.stop_agent, self._agents),
+                            (self.remove_vm, self._vms),
                             (self.delete_node, self._nodes),
                             (self.delete_volume, self._volumes),
                             (self.remove_loop_device, self._devices)):

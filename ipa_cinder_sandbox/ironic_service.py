@@ -73,11 +73,21 @@ class Ironic(object):
         conf['dhcp'] = {'dhcp_provider': 'none'}
         conf['conductor'] = {'automated_clean': 'false',
                              'deploy_callback_timeout': '600',
-                             'heartbeat_interval': '5'}
+                             'heartbeat_interval': '5',
+                             # A VM node's test OS powers itself off once
+                             # it has shown it booted: record that, do not
+                             # power it on again.
+                             'force_power_state_during_sync': 'false'}
+        # IPMI to the sandbox's own BMCs on loopback: no need to space
+        # commands 5 s apart as for a real BMC.
+        conf['ipmi'] = {'min_command_interval': '1'}
         conf['agent'] = {'deploy_logs_collect': 'never',
                          'image_download_source': 'http'}
         conf['deploy'] = {'http_url': node_network.url(self.layout, 'http'),
-                          'http_root': self.layout.path('images')}
+                          'http_root': self.layout.path('images'),
+                          # Cleaning of a VM node erases its scratch disk's
+                          # metadata (priority 99), not every byte.
+                          'erase_devices_priority': '0'}
         conf['pxe'] = self._pxe_options()
         conf['service_catalog'] = {
             'auth_type': 'none',

@@ -23,8 +23,8 @@ so in their output.
 
 import json
 import os
-import subprocess
 
+from ipa_cinder_sandbox import commands
 from ipa_cinder_sandbox import errors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,16 +52,11 @@ def find_or_build(timeout=BUILD_TIMEOUT):
     if override:
         return _from_directory(os.path.abspath(override))
     try:
-        proc = subprocess.run([BUILD, '--json'], capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise errors.SandboxError('the ramdisk build took more than %d s'
-                                  % timeout)
-    if proc.returncode != 0:
-        raise errors.SandboxError(
-            'the ramdisk build failed (exit %d): %s'
-            % (proc.returncode, (proc.stdout + proc.stderr)[-4000:]))
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        out = commands.run(BUILD, '--json', timeout=timeout).stdout
+    except errors.ExecutionError as e:
+        raise errors.SandboxError('the ramdisk build failed: %s'
+                                  % str(e)[-4000:])
+    result = json.loads(out.strip().splitlines()[-1])
     result['override'] = False
     return result
 
