@@ -24,6 +24,8 @@ Hierarchy::
       InvalidIdentifier (ValueError)       a volume or attachment id
       NoStorageIdentity                    no initiator, NQN, WWPN nor IP
       VolumeConnectionError                os-brick connect/disconnect
+      UnusableDevice (ValueError)          not a block device we can open
+      DeviceTimeout                        a device that did not answer in time
       CinderError                          a Cinder API call
         InvalidInput                         refused before calling Cinder
           InvalidConnector
@@ -174,3 +176,27 @@ class PartialResult(CLIError):
     def __init__(self, message, code, result):
         super().__init__(message, code)
         self.result = result
+
+
+class UnusableDevice(IpaCinderError, ValueError):
+    """A path that is not a block device this host can open.
+
+    :ivar path: the path (shown masked and cut short).
+    :ivar reason: why: missing, a FIFO, a regular file, cannot be opened...
+    """
+
+    def __init__(self, path, reason):
+        self.path = path
+        self.reason = reason
+        super().__init__('%s: %s' % (secrets.brief(path), reason))
+
+
+class DeviceTimeout(IpaCinderError):
+    """A block device did not answer (open, ioctl, flush) in time."""
+
+    def __init__(self, path, timeout):
+        self.path = path
+        self.timeout = timeout
+        super().__init__('%s did not answer within %s seconds (the storage '
+                         'behind it may be gone)'
+                         % (secrets.brief(path), timeout))

@@ -43,6 +43,7 @@ connection_info reaches the agent's log or an error.
 """
 
 import ipaddress
+import os
 import socket
 
 from ironic_python_agent import errors
@@ -58,6 +59,7 @@ from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
 from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
+from ipa_cinder.host import blockdev
 from ipa_cinder.host import brick
 from ipa_cinder.host import connections
 from ipa_cinder.host import initiator as initiator_file
@@ -96,6 +98,35 @@ def _unknown(command, extra):
             '%s: unknown parameter(s) %s' % (command, shown))
 
 
+def _no_parameters(command):
+    def validate(self, **extra):
+        _unknown(command, extra)
+    return validate
+
+
+def _check_device(info, volume_id):
+    """A path protocol's device, if it exists already, must be usable.
+
+    A path that does not exist (yet: udev may lag behind the export) is
+    waited for by the command itself; anything else that is not a block
+    device this host can open (a FIFO, a regular file, a directory, a
+    character device, a node the agent may not open) is refused here,
+    before the command starts, so nothing is recorded or connected.
+    """
+    if info['driver_volume_type'] not in connection.PATH_PROTOCOLS:
+        return
+    path = info['data']['device_path']
+    if not os.path.lexists(path):
+        return
+    try:
+        blockdev.check_block_device(path)
+    except (exception.UnusableDevice, exception.DeviceTimeout) as e:
+        raise errors.InvalidCommandParamsError(
+            '%svolume %s: invalid connection info field '
+            '"data.device_path": not a usable block device on this host: '
+            '%s' % (_node_prefix(), volume_id, e))
+
+
 def _validate_connect(self, volume_id=None, attachment_id=None,
                       connection_info=None, mode='rw', boot=False,
                       multipath=False, **extra):
@@ -104,12 +135,14 @@ def _validate_connect(self, volume_id=None, attachment_id=None,
         connection.check_uuid(volume_id, 'volume_id')
         connection.check_uuid(attachment_id, 'attachment_id')
         connection.validate_mode(mode, volume_id)
-        connection.validate_connection_info(connection_info, volume_id)
+        info = connection.validate_connection_info(connection_info,
+                                                   volume_id)
     except ValueError as e:
         raise errors.InvalidCommandParamsError(
             '%s%s' % (_node_prefix(), e))
     _bool('boot', boot)
     _bool('multipath', multipath)
+    _check_device(info, volume_id)
 
 
 def _validate_disconnect(self, volume_id=None, attachment_id=None,
@@ -237,7 +270,8 @@ class CinderExtension(base.BaseAgentExtension):
                 '%s%s' % (_node_prefix(), secrets.safe_text(e)))
         return {'disconnected': [_public(r) for r in records]}
 
-    @base.sync_command('list_connections')
+    @base.sync_command('list_connections',
+                       _no_parameters('cinder.list_connections'))
     @METRICS.timer('CinderExtension.list_connections')
     def list_connections(self):
         """Every connection this node has recorded."""
@@ -277,7 +311,8 @@ class CinderExtension(base.BaseAgentExtension):
         result['volume_id'] = record['volume_id']
         return result
 
-    @base.async_command('disconnect_all')
+    @base.async_command('disconnect_all',
+                        _no_parameters('cinder.disconnect_all'))
     @METRICS.timer('CinderExtension.disconnect_all')
     def disconnect_all(self):
         """Flush and disconnect every volume; the attachments stay."""

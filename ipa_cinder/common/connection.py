@@ -27,6 +27,7 @@ that the three agree on what a usable ``connection_info`` is.
 
 import copy
 import functools
+import os
 import re
 
 from oslo_utils import uuidutils
@@ -56,12 +57,26 @@ _ISCSI_NAME = re.compile(
     re.IGNORECASE | re.ASCII)
 
 #: Bounds of a connection_info. Drivers nest theirs a few levels deep
-#: with tens of values (Cinder stores it in a 64 KiB TEXT column); a
-#: hostile one must cost neither a traceback (the recursion limit of a
-#: deep copy) nor unbounded time and memory.
+#: with tens of values, and Cinder stores it in a 64 KiB TEXT column: a
+#: larger one never came from Cinder. A hostile one must cost neither a
+#: traceback (the recursion limit of a deep copy) nor unbounded time and
+#: memory, and is refused before anything reads its text.
 MAX_DEPTH = 16
 MAX_VALUES = 10000
-MAX_TEXT = 1024 * 1024
+MAX_TEXT = 64 * 1024
+#: The longest single string (a key or a value) of a connection_info.
+MAX_STRING = 16 * 1024
+#: The longest device path (PATH_MAX).
+MAX_PATH = 4096
+
+#: Protocols whose connection data IS the device: os-brick connects them
+#: by returning ``data.device_path`` as it is, so this host must check
+#: that it is a block device (see ipa_cinder.host.blockdev).
+PATH_PROTOCOLS = ('local', 'gpfs')
+
+# Pseudo-filesystems: nothing under them is a volume's device, and their
+# magic links (/proc/<pid>/root, /proc/<pid>/fd) lead anywhere.
+_PSEUDO_FILESYSTEMS = ('/proc', '/sys')
 
 #: The longest connector host Cinder records (attached_host, 255).
 MAX_HOST_LENGTH = 255
@@ -79,6 +94,7 @@ _REQUIRED_DATA = {
              ('target_iqn', 'target_iqns'),
              ('target_lun', 'target_luns')],
     'local': [('device_path',)],
+    'gpfs': [('device_path',)],
     'fibre_channel': [('target_wwn', 'initiator_target_map')],
     'nvmeof': [('target_nqn',), ('target_portal', 'portals')],
     'rbd': [('name',)],
@@ -142,7 +158,11 @@ def _check_shape(connection_info, volume_id):
         else:
             text += len(item) if isinstance(item, str) else 0
             children = []
-        if children and depth >= MAX_DEPTH:
+        longest = _longest_string(item, children)
+        if longest > MAX_STRING:
+            reason = 'holds a string of %d characters (at most %d)' % (
+                longest, MAX_STRING)
+        elif children and depth >= MAX_DEPTH:
             reason = 'nested deeper than %d levels' % MAX_DEPTH
         elif values + len(stack) + len(children) > MAX_VALUES:
             reason = 'holds more than %d values' % MAX_VALUES
@@ -153,6 +173,15 @@ def _check_shape(connection_info, volume_id):
             continue
         raise exception.InvalidConnectionInfo('connection_info', reason,
                                               volume_id)
+
+
+def _longest_string(item, children):
+    """The longest string among ``item`` and its keys (not its children)."""
+    longest = len(item) if isinstance(item, str) else 0
+    if isinstance(item, dict):
+        longest = max([longest] + [len(k) for k in item
+                                   if isinstance(k, str)])
+    return longest
 
 
 def validate_connection_info(connection_info, volume_id=None):
@@ -233,17 +262,46 @@ def _normalize_data(protocol, ndata, volume_id):
     """Make ``target_lun`` an int; check paths and CHAP (in place)."""
     if 'target_lun' in ndata and ndata['target_lun'] is not None:
         ndata['target_lun'] = _lun(ndata['target_lun'], volume_id)
-    path = ndata.get('device_path')
-    if protocol == 'local' and (not path.startswith('/') or '\x00' in path):
-        raise exception.InvalidConnectionInfo(
-            'data.device_path', 'must be an absolute path without NUL '
-            'characters, got %s' % secrets.brief(path), volume_id)
+    if protocol in PATH_PROTOCOLS:
+        check_device_path(ndata.get('device_path'), volume_id)
     if (str(ndata.get('auth_method', '')).upper() == 'CHAP'
             and not (ndata.get('auth_username')
                      and ndata.get('auth_password'))):
         raise exception.InvalidConnectionInfo(
             'data.auth_username', 'CHAP needs both a user name and a '
             'password', volume_id)
+
+
+def is_pseudo_path(path):
+    """Whether absolute ``path`` is (under) /proc or /sys, as written."""
+    normal = os.path.normpath('/' + path.lstrip('/'))
+    return any(normal == top or normal.startswith(top + '/')
+               for top in _PSEUDO_FILESYSTEMS)
+
+
+def check_device_path(path, volume_id=None, field='data.device_path'):
+    """Refuse a device path that cannot name a block device.
+
+    Only what the text tells: absolute, no NUL character, at most
+    PATH_MAX, not under /proc or /sys. Whether the path IS a block device
+    that this host can open is for the host to check
+    (ipa_cinder.host.blockdev.check_block_device).
+
+    :raises: InvalidConnectionInfo naming the field.
+    """
+    if not isinstance(path, str) or not path:
+        reason = 'must be a non-empty string, got %s' % type(path).__name__
+    elif len(path) > MAX_PATH:
+        reason = 'longer than %d characters' % MAX_PATH
+    elif not path.startswith('/') or '\x00' in path:
+        reason = ('must be an absolute path without NUL characters, got %s'
+                  % secrets.brief(path))
+    elif is_pseudo_path(path):
+        reason = ('%s is under /proc or /sys, which hold no volume\'s '
+                  'device' % secrets.brief(path))
+    else:
+        return path
+    raise exception.InvalidConnectionInfo(field, reason, volume_id)
 
 
 def validate_connector(connector, protocol=None):

@@ -21,10 +21,14 @@ them too once merged. Four tools, used everywhere in ipa-cinder:
 * :func:`remember` records the secret values of a connection_info that
   passed through this process, so that :func:`scrub` can find them in any
   text (an os-brick error, an IPA log line, a traceback), as they are or
-  escaped as a repr or JSON writes them;
+  escaped as a repr or JSON writes them. Only values that cannot be
+  ordinary words are remembered (:func:`is_distinctive`): a short or
+  plain secret is masked where it is a field's value, never searched for
+  in text, where it would mask common words ("true", "cinder");
 * :func:`safe_text` is what an error message or a log argument goes
-  through: every remembered secret masked, then ``password=...``-style
-  text masked by oslo.utils and by the key=value pattern here;
+  through: every remembered secret masked, then the values of secret keys
+  written as text (:func:`mask_text`, from
+  :mod:`ipa_cinder.common.secrets_text`);
 * :func:`brief` is what an error message shows of a refused value: short,
   masked, and only the type of a container.
 
@@ -38,7 +42,10 @@ import threading
 
 from oslo_utils import strutils
 
-MASK = '***'
+from ipa_cinder.common import secrets_text
+
+MASK = secrets_text.MASK
+mask_text = secrets_text.mask_text
 
 #: What an error message shows of a refused string, at most (characters).
 BRIEF_LENGTH = 64
@@ -47,59 +54,28 @@ BRIEF_LENGTH = 64
 # chap_username...) are half of a credential: masked like passwords.
 _USER_KEY = re.compile(r'(user_?name|^user$|_user$)', re.IGNORECASE)
 
-# ``key=value`` / ``'key': 'value'`` / ``"key": "value"`` secrets in free
-# text, beyond the password patterns oslo.utils knows. A key is a word
-# holding password, passwd, secret, token or user name, or ending with
-# user (as is_secret_key judges keys), or a quoted string holding one of
-# these words followed by ``:`` or ``=``. A quoted value is taken whole up
-# to its closing quote, escaped quotes included (a dict's repr or JSON);
-# an unquoted one up to a quote, comma, brace or space, and not when it is
-# itself such a key (``password= username: bob`` masks bob).
-# Two readings, both applied (each only masks): _KEY_VALUE_TEXT reads
-# quoted strings as wholes, left to right, so that a key is never looked
-# for inside one, where its "value" would run over the string's end and
-# up to the real value, leaving that in view
-# (``{'password: "': 1, 'auth_password': "a'b"}``); strings that are not
-# keys are masked inside (free text in quotes). _KEY_VALUE_LOOSE looks
-# for keys anywhere: a stray quote before a dict (``can't: {...}``) pairs
-# with a quote inside a value and misleads the first reading.
-# Linear time, because nothing is tried twice: a key word is looked for
-# only where a word starts (``\b``), with one backtracking pass over the
-# word (the possessive ``\w++`` gives back nothing), a quote after a
-# backslash starts no string, the two halves of each quoted form never
-# match the same character, and a string is read at most three times.
-# (An unanchored ``[a-z_]*`` before the key word was tried at every
-# character and backtracked over the rest of the word each time:
-# quadratic, 20 s for 10,000 letters.)
-_KEY_WORD = (r"""(?=\w*(?:password|passwd|secret|token|user_?name)"""
-             r"""|\w*user\b)\w++""")
-_KEY = _KEY_WORD + r"""['"]?\s*[:=]"""
-_QUOTED = r"""(?<!\\)(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")"""
-_QUOTED_KEY = (
-    r"""(?<!\\)(?:'(?=(?:[^'\\\n]|\\.)*?%(words)s)(?:[^'\\\n]|\\.)*'"""
-    r"""|"(?=(?:[^"\\\n]|\\.)*?%(words)s)(?:[^"\\\n]|\\.)*")"""
-    % {'words': '(?:password|passwd|secret|token|user)'})
-_KEY_VALUE_TEXT = re.compile(
-    r"""(?P<key>(?:%(quoted_key)s|(?!%(quoted)s)['"]?\b%(key_word)s['"]?)"""
-    r"""\s*[:=]\s*)"""
-    r"""(?:%(quoted)s|(?P<quote>['"]?)(?!%(key)s)[^'",}\s]+)"""
-    r"""|(?P<string>%(quoted)s)"""
-    % {'key': _KEY, 'key_word': _KEY_WORD, 'quoted': _QUOTED,
-       'quoted_key': _QUOTED_KEY},
-    re.IGNORECASE)
-_KEY_VALUE_LOOSE = re.compile(
-    r"""(?P<key>['"]?\b%(key)s\s*)"""
-    r"""(?:%(quoted)s|(?P<quote>['"]?)(?!%(key)s)[^'",}\s]+)"""
-    r"""|(?P<string>(?!))"""
-    % {'key': _KEY, 'quoted': _QUOTED}, re.IGNORECASE)
-
 # Words that tell a text may hold a secret in key=value form.
-_HINTS = ('pass', 'secret', 'token', 'pwd', 'username')
+_HINTS = ('pass', 'secret', 'token', 'pwd', 'pswd', 'user', 'key')
+# Words that make brief() show nothing of a refused value.
+_CREDENTIAL_HINTS = _HINTS + ('auth', 'chap', 'cred')
 
-# Secrets shorter than this are not searched for in text: a 1-2 character
-# value would mask half of every line and reveal the value by its
-# absence. CHAP secrets are 12+ characters in practice.
-_MIN_SECRET_LENGTH = 4
+# Remembered values are searched for in free text only when they cannot
+# be ordinary words: a CHAP user "cinder" or a password "true" would mask
+# "cinder-volume" and "wait=true" in every later line, corrupting the text
+# and revealing the value by its absence. Identifiers ("disconnect_volume")
+# are as common in log lines. A short or plain value is masked where it is
+# a field's value (mask(), the log filter's structural masking, key=value
+# patterns), never searched for elsewhere. Cinder's generated CHAP
+# credentials (16 and 20 random letters and digits) are distinctive.
+_DISTINCTIVE_LENGTH = 8
+_DIGITS_LENGTH = 12
+_MIXED_CASE_LENGTH = 16
+_VERY_LONG_LENGTH = 24
+
+#: Strings longer than this are not masked and cut by brief(): only
+#: their length is shown (masking megabytes costs seconds, and no error
+#: message needs more than the start of a value).
+MAX_BRIEF_INPUT = 4096
 
 # Containers nested deeper than this are masked whole by mask(): no
 # connection info or record nests so deep, and a hostile value nested
@@ -146,36 +122,6 @@ def _mask(value, depth):
     return value
 
 
-def _masked_value(match):
-    string = match.group('string')
-    if string is not None:
-        # Not a key: free text in quotes, masked inside (no key=value
-        # without a separator: most strings are left as they are).
-        inside = string[1:-1]
-        if ':' in inside or '=' in inside:
-            inside = _KEY_VALUE_TEXT.sub(_masked_value, inside)
-        return string[0] + inside + string[-1]
-    if match.group('quote') is None:
-        # A whole quoted value: its quotes stay, so that the text still
-        # reads as the repr or JSON it was.
-        quote = match.string[match.end('key')]
-        return match.group('key') + quote + MASK + quote
-    return match.group('key') + match.group('quote') + MASK
-
-
-def mask_text(text):
-    """Mask ``key=value`` / ``'key': 'value'`` secrets in free text.
-
-    The patterns here run before oslo.utils' too: those take the word
-    after ``password=`` as its value even when it is the key of another
-    secret (``password= auth_username: bob``), hiding that key.
-    """
-    text = _KEY_VALUE_TEXT.sub(_masked_value, text)
-    text = _KEY_VALUE_LOOSE.sub(_masked_value, text)
-    text = strutils.mask_password(text, MASK)
-    return _KEY_VALUE_LOOSE.sub(_masked_value, text)
-
-
 def secret_values(value):
     """Every secret string in ``value``, at any depth.
 
@@ -208,11 +154,50 @@ def _written_forms(secret):
     return forms
 
 
+def _character_classes(value):
+    """Which of lower case, upper case, digits and others ``value`` has."""
+    classes = set()
+    for char in value:
+        if char.islower():
+            classes.add('lower')
+        elif char.isupper():
+            classes.add('upper')
+        elif char.isdigit():
+            classes.add('digit')
+        else:
+            classes.add('other')
+        if len(classes) == 4:
+            break
+    return classes
+
+
+def is_distinctive(value):
+    """Whether ``value`` is long and varied enough to be searched for.
+
+    Such a value cannot be an ordinary word: masking it wherever it
+    appears hides nothing but the secret.
+    """
+    if not isinstance(value, str) or len(value) < _DISTINCTIVE_LENGTH:
+        return False
+    if len(value) >= _VERY_LONG_LENGTH:
+        return True
+    classes = _character_classes(value)
+    return (len(classes) >= 3
+            or (len(value) >= _DIGITS_LENGTH and 'digit' in classes
+                and len(classes) >= 2)
+            or (len(value) >= _MIXED_CASE_LENGTH
+                and {'lower', 'upper'} <= classes))
+
+
 def remember(value):
-    """Mask from now on every secret found in ``value`` (a dict)."""
+    """Mask from now on, in any text, the distinctive secrets of ``value``.
+
+    Only secrets that pass :func:`is_distinctive` are remembered; the
+    others are masked where they are a field's value.
+    """
     found = set()
     for secret in secret_values(value):
-        if len(secret) >= _MIN_SECRET_LENGTH:
+        if is_distinctive(secret):
             found.update(_written_forms(secret))
     if found:
         with _lock:
@@ -266,7 +251,7 @@ def scrub(text):
 def safe_text(value):
     """The text of ``value`` (an exception, any object) safe to show.
 
-    Remembered secrets go first: oslo.utils' patterns may mask only the
+    Remembered secrets go first: text patterns may mask only the
     end of a secret (a password holding "Pw-"), after which the whole
     value could no longer be found.
     """
@@ -284,11 +269,22 @@ def brief(value, limit=BRIEF_LENGTH):
     """What an error message shows of a refused value: short and masked.
 
     A string is shown masked (:func:`safe_text`) and cut to about
-    ``limit`` characters; None, a boolean, a float or a 64-bit integer as
-    it is; anything else by its type only: a container may hold secrets,
-    be huge, or nest too deep to print.
+    ``limit`` characters, or by its length only when it is longer than
+    MAX_BRIEF_INPUT or reads like a credential (``password=...`` in a
+    device path); None, a boolean, a float or a 64-bit integer as it is;
+    anything else by its type only: a container may hold secrets, be huge,
+    or nest too deep to print.
     """
     if isinstance(value, str):
+        if len(value) > MAX_BRIEF_INPUT:
+            return 'a string of %d characters' % len(value)
+        lowered = value.lower()
+        if any(hint in lowered for hint in _CREDENTIAL_HINTS):
+            # Text patterns cannot always tell where a value ends (an
+            # unterminated quote, a tab): a refused value that reads like
+            # a credential is not shown at all.
+            return "'%s' (%d characters, not shown: it reads like a " \
+                "credential)" % (MASK, len(value))
         shown = repr(safe_text(value))
         if len(shown) > limit:
             return '%s... (%d characters)' % (shown[:limit], len(value))

@@ -41,6 +41,19 @@ def _describe(volume_id, attachment_id):
     return 'volume %s (attachment %s)' % (volume_id, attachment_id)
 
 
+def _target(data):
+    """``portal P, target T`` of iSCSI data, each value masked and short."""
+    shown = {}
+    for single, several in (('target_portal', 'target_portals'),
+                            ('target_iqn', 'target_iqns')):
+        if isinstance(data.get(single), str):
+            shown[single] = secrets.brief(data[single]).strip('\'"')
+        elif isinstance(data.get(several), list):
+            shown[several] = [secrets.brief(v).strip('\'"')
+                              for v in data[several][:4]]
+    return iscsi.describe_target(shown)
+
+
 class VolumeConnections(object):
     """Volumes connected on this host, backed by a registry on disk."""
 
@@ -214,17 +227,22 @@ class VolumeConnections(object):
             if protocol in ('iscsi', 'iser'):
                 raise exception.VolumeConnectionError(
                     '%s: iSCSI login to %s failed: %s'
-                    % (what, iscsi.describe_target(info['data']),
+                    % (what, _target(info['data']),
                        iscsi.login_failure(e)))
             raise exception.VolumeConnectionError(
                 '%s: os-brick could not connect the %s volume: %s'
                 % (what, protocol, secrets.safe_text(e)))
         path = device_info.get('path')
         try:
-            if not path or not os.path.exists(path):
+            # Whatever the protocol: os-brick returns what the connection
+            # data says for some (a "gpfs" path is taken as it is).
+            try:
+                blockdev.check_block_device(path)
+            except (exception.UnusableDevice,
+                    exception.DeviceTimeout) as e:
                 raise exception.VolumeConnectionError(
-                    '%s: os-brick returned no usable device path (%r)'
-                    % (what, path))
+                    '%s: os-brick returned a device path that is not a '
+                    'usable block device: %s' % (what, e))
             if mode == 'ro':
                 blockdev.set_read_only(path, True)
                 if not blockdev.is_read_only(path):
@@ -288,29 +306,38 @@ class VolumeConnections(object):
 
     def _preflight(self, protocol, data, what):
         """Refuse early, with a clear reason, what cannot work here."""
-        if protocol == 'local':
+        if protocol in connection.PATH_PROTOCOLS:
             self._wait_for_device(data['device_path'], what)
         elif protocol in ('iscsi', 'iser'):
             reason = iscsi.unusable_reason()
             if reason:
                 raise exception.VolumeConnectionError(
                     '%s: cannot log in to %s: %s'
-                    % (what, iscsi.describe_target(data), reason))
+                    % (what, _target(data), reason))
 
     @staticmethod
     def _wait_for_device(path, what):
-        """Wait for a local export's device node (udev may lag behind)."""
+        """Wait for a path protocol's device node, then check it.
+
+        Only a path that does not exist yet is waited for (udev may lag
+        behind the export); anything else is judged at once.
+        """
         timeout = CONF.ipa_cinder.device_wait_timeout
+        waited = ''
         try:
             tenacity.Retrying(
                 retry=tenacity.retry_if_result(lambda found: not found),
                 stop=tenacity.stop_after_delay(timeout),
                 wait=tenacity.wait_fixed(0.1),
-                reraise=True)(blockdev.is_block_device, path)
+                reraise=True)(os.path.lexists, path)
         except tenacity.RetryError:
+            waited = ' (waited %ss for it)' % timeout
+        try:
+            blockdev.check_block_device(path)
+        except (exception.UnusableDevice, exception.DeviceTimeout) as e:
             raise exception.VolumeConnectionError(
-                '%s: data.device_path %s is not a block device on this '
-                'host (waited %ss for it)' % (what, path, timeout))
+                '%s: data.device_path is not a block device this host can '
+                'open%s: %s' % (what, waited, e))
 
     def _disconnect_device(self, connector, data, device_info, what,
                            force=False):
@@ -338,7 +365,8 @@ class VolumeConnections(object):
         if present:
             try:
                 blockdev.flush(path)
-            except OSError as e:
+            except (OSError, exception.UnusableDevice,
+                    exception.DeviceTimeout) as e:
                 if not force:
                     raise exception.VolumeConnectionError(
                         '%s: cannot flush %s before disconnecting: %s'
@@ -350,7 +378,8 @@ class VolumeConnections(object):
                 # next volume exported through it would be read-only.
                 try:
                     blockdev.set_read_only(path, False)
-                except OSError as e:
+                except (OSError, exception.UnusableDevice,
+                        exception.DeviceTimeout) as e:
                     LOG.warning('%s: cannot clear the read-only flag of %s: '
                                 '%s', what, path, e)
         info = record.get('connection_info') or {}

@@ -34,8 +34,10 @@ looked.
 
 import itertools
 import os
+import secrets as random_secrets
 import stat
 import threading
+import uuid
 
 import pytest
 
@@ -204,3 +206,98 @@ def test_chap_secret_only_where_it_must_be(sandbox, image, tmp_path):
     leaks = {p: v for p, v in looked.items() if v.startswith('LEAK')}
     assert not leaks, leaks
     sandbox.delete_volume(volume['id'])
+
+
+# CHAP values with every character that ended text masking early (quotes,
+# spaces, commas, braces, backslashes) and non-ASCII ones, user names
+# included. Random hex throughout: any 8 characters of one are found in no
+# log line by chance.
+
+
+def _hostile_value(shape):
+    parts = [random_secrets.token_hex(2) for _ in range(5)]
+    return shape % tuple(parts)
+
+
+HOSTILE_SHAPES = {
+    'auth_username': ("us'%s er,%s{%s}\\%s\u00e9%s", 'u %s"%s"%s %s:%s'),
+    'auth_password': ("Pw'%s\" ,}{%s\\%s\u00fc%s=%s", "%s', '%s\\n%s %s}%s"),
+}
+
+
+@pytest.fixture
+def confined_agent(tmp_path):
+    """A real confined agent (no Ironic) with one loop device of its own."""
+    from ipa_cinder_sandbox import agent_process
+    from ipa_cinder_sandbox import loopdev
+    if os.geteuid() != 0:
+        pytest.skip('the agent needs root')
+    backing = str(tmp_path / 'volume.img')
+    with open(backing, 'wb') as f:
+        f.truncate(8 << 20)
+    device = loopdev.attach(backing)
+    agent = agent_process.AgentProcess(str(tmp_path / 'agent'),
+                                       devices=[device])
+    try:
+        agent.start()
+        yield agent, device
+    finally:
+        agent.stop()
+        loopdev.detach(device)
+
+
+def _windows(value, size=8):
+    return {value[i:i + size] for i in range(len(value) - size + 1)}
+
+
+def test_hostile_chap_values_never_logged(confined_agent):
+    """Connect, list, disconnect and a failed iSCSI login, then grep.
+
+    IPA logs every command's arguments (debug is on), os-brick traces the
+    connector's call and result, ipa-cinder logs the connection: no 8
+    characters in a row of any CHAP value may reach the agent's log or an
+    answer.
+    """
+    agent, device = confined_agent
+    values = [_hostile_value(shape) for shapes in HOSTILE_SHAPES.values()
+              for shape in shapes]
+    answers = []
+    for user, password in ((values[0], values[2]), (values[1], values[3])):
+        chap = {'auth_method': 'CHAP', 'auth_username': user,
+                'auth_password': password}
+        volume, attachment = str(uuid.uuid4()), str(uuid.uuid4())
+        local = {'driver_volume_type': 'local',
+                 'data': dict(chap, device_path=device)}
+        answers.append(agent.post_command('cinder.connect_volume', {
+            'volume_id': volume, 'attachment_id': attachment,
+            'connection_info': local}).text)
+        answers.append(agent.post_command('cinder.list_connections').text)
+        answers.append(agent.post_command('cinder.disconnect_volume', {
+            'volume_id': volume}).text)
+        iscsi = {'driver_volume_type': 'iscsi', 'data': dict(
+            chap, target_portal='127.0.0.1:9', target_lun=1,
+            target_iqn='iqn.2010-10.org.openstack:volume-' + volume)}
+        answers.append(agent.post_command('cinder.connect_volume', {
+            'volume_id': volume, 'attachment_id': attachment,
+            'connection_info': iscsi}).text)
+        # Refused parameters echo nothing of them either.
+        answers.append(agent.post_command('cinder.connect_volume', {
+            'volume_id': volume, 'attachment_id': attachment,
+            'connection_info': iscsi, 'mode': password}).text)
+    log = agent.read_log()
+    assert 'Executing command: cinder.connect_volume' in log
+    assert '==> connect_volume: call' in log
+    assert agent.command('cinder.list_connections') == {'connections': []}
+    leaks = {}
+    for value in values:
+        forms = {value} | {repr(value)[1:-1], value.encode(
+            'unicode_escape').decode()}
+        for form in forms:
+            for window in _windows(form):
+                for name, text in [('agent log', log)] + [
+                        ('answer %d' % i, a) for i, a in enumerate(answers)]:
+                    if window in text:
+                        leaks.setdefault(name, set()).add(window)
+    print('\nhostile CHAP values searched in the agent log (%d lines) '
+          'and %d answers' % (len(log.splitlines()), len(answers)))
+    assert not leaks, leaks

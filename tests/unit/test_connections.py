@@ -16,8 +16,10 @@ Only a kernel iSCSI login is simulated (this kernel has no iSCSI).
 """
 
 import os
+import stat
 import subprocess
 import threading
+import time
 from unittest import mock
 
 from os_brick.initiator.connectors import iscsi as brick_iscsi
@@ -318,4 +320,141 @@ def test_reused_device_is_not_touched_on_disconnect(conns, loop_device,
     conns.disconnect(volume_id=VOLUME)
     assert blockdev.is_read_only(device)
     blockdev.set_read_only(device, False)
+    assert conns.list() == []
+
+
+# Hostile device paths (issue 15): a protocol whose connection data is a
+# path took any existing path as the volume's device, and a FIFO blocked
+# the agent for good.
+
+
+def _unregistered_block_major():
+    """A block major no driver has registered: opening it gives ENXIO."""
+    with open('/proc/devices') as f:
+        text = f.read()
+    used = {int(line.split()[0]) for line in
+            text.split('Block devices:', 1)[1].splitlines() if line.strip()}
+    return next(m for m in range(240, 255) if m not in used)
+
+
+@pytest.fixture
+def hostile_paths(tmp_path):
+    """{kind: path} of everything that is not a usable block device."""
+    if os.geteuid() != 0:
+        pytest.skip('device nodes need root')
+    fifo = str(tmp_path / 'fifo')
+    os.mkfifo(fifo)
+    regular = tmp_path / 'regular'
+    regular.write_text('not a volume')
+    unopenable = str(tmp_path / 'no-driver')
+    os.mknod(unopenable, 0o600 | stat.S_IFBLK,
+             os.makedev(_unregistered_block_major(), 0))
+    link = str(tmp_path / 'link-to-proc')
+    os.symlink('/proc/self/status', link)
+    return {'a FIFO': fifo, 'a regular file': str(regular),
+            'a directory': str(tmp_path), 'a character device': '/dev/null',
+            'cannot be opened': unopenable, '/proc': link,
+            'No such file': str(tmp_path / 'absent')}
+
+
+def test_check_block_device_refuses_everything_else(hostile_paths):
+    for kind, path in hostile_paths.items():
+        with pytest.raises(exception.UnusableDevice) as exc:
+            blockdev.check_block_device(path)
+        assert kind in str(exc.value), (path, str(exc.value))
+
+
+def test_check_block_device_accepts_a_loop_device(loop_device):
+    device, _backing = loop_device
+    assert stat.S_ISBLK(blockdev.check_block_device(device).st_mode)
+
+
+def _in_time(function, *args, timeout=20, **kwargs):
+    """Run ``function``; fail (instead of hanging) if it does not return."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome['value'] = function(*args, **kwargs)
+        except Exception as e:
+            outcome['error'] = e
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), '%s blocked' % function.__name__
+    return outcome
+
+
+@pytest.mark.parametrize('protocol', ['gpfs', 'local'])
+@pytest.mark.parametrize('mode', ['rw', 'ro'])
+def test_path_protocols_refuse_what_is_no_block_device(
+        conns, hostile_paths, protocol, mode):
+    cfg.CONF.set_override('device_wait_timeout', 0.2, group='ipa_cinder')
+    try:
+        for kind, path in hostile_paths.items():
+            info = {'driver_volume_type': protocol,
+                    'data': {'device_path': path}}
+            outcome = _in_time(conns.connect, VOLUME, ATTACHMENT, info,
+                               mode=mode, boot=True)
+            error = outcome.get('error')
+            assert isinstance(error, exception.VolumeConnectionError), (
+                kind, outcome)
+            assert 'data.device_path' in str(error) and kind in str(error)
+            assert conns.list() == []
+    finally:
+        cfg.CONF.clear_override('device_wait_timeout', group='ipa_cinder')
+
+
+def test_pseudo_filesystems_refused_as_text(conns):
+    for path in ('/proc/self/fd/0', '/sys/kernel', '//proc/1/root/dev/x',
+                 '/dev/../sys/block'):
+        with pytest.raises(exception.InvalidConnectionInfo) as exc:
+            conns.connect(VOLUME, ATTACHMENT, {
+                'driver_volume_type': 'gpfs', 'data': {'device_path': path}})
+        assert exc.value.field == 'data.device_path'
+
+
+def test_path_returned_by_os_brick_is_checked(conns, hostile_paths):
+    """Whatever the protocol, os-brick's answer must be a block device."""
+    fake = mock.Mock()
+    fake.connect_volume.return_value = {'type': 'x',
+                                        'path': hostile_paths['a FIFO']}
+    with mock.patch.object(connections.brick, 'make_connector',
+                           autospec=True, return_value=fake), \
+            mock.patch.object(iscsi_mod, 'unusable_reason', autospec=True,
+                              return_value=None):
+        outcome = _in_time(conns.connect, VOLUME, ATTACHMENT, iscsi(),
+                           mode='ro')
+    assert isinstance(outcome.get('error'), exception.VolumeConnectionError)
+    assert 'not a usable block device' in str(outcome['error'])
+    # Undone through os-brick, nothing recorded, no secret in the text.
+    fake.disconnect_volume.assert_called_once()
+    assert conns.list() == []
+    assert PASSWORD not in str(outcome['error'])
+
+
+def test_a_device_that_never_answers_times_out(loop_device):
+    device, _backing = loop_device
+    release = threading.Event()
+    with mock.patch.object(blockdev, 'QUERY_TIMEOUT', 0.3):
+        started = time.monotonic()
+        with pytest.raises(exception.DeviceTimeout) as exc:
+            blockdev._with_device(device, lambda fd: release.wait(30),
+                                  blockdev.QUERY_TIMEOUT)
+    assert time.monotonic() - started < 5
+    assert device in str(exc.value)
+    release.set()
+
+
+def test_disconnect_of_a_path_swapped_for_a_fifo(conns, loop_device,
+                                                 tmp_path):
+    """A recorded device replaced by a FIFO: forgotten, never opened."""
+    device, _backing = loop_device
+    link = str(tmp_path / 'device')
+    os.symlink(device, link)
+    conns.connect(VOLUME, ATTACHMENT, local(link))
+    os.unlink(link)
+    os.mkfifo(link)
+    outcome = _in_time(conns.disconnect, volume_id=VOLUME)
+    assert 'error' not in outcome, outcome
     assert conns.list() == []

@@ -158,4 +158,124 @@ def test_brief():
     assert len(secrets.brief('x' * 100000)) < 100
     assert 'abcdef' not in secrets.brief({'auth_password': 'abcdef'})
     assert secrets.brief(10 ** 5000) == 'a value of type int'
-    assert secrets.brief('password=abcdef') == "'password=***'"
+    assert 'abcdef' not in secrets.brief('password=abcdef')
+    assert secrets.brief('/dev/loop0') == "'/dev/loop0'"
+    # Longer than MAX_BRIEF_INPUT: its length only, nothing masked.
+    assert secrets.brief('y' * 5000) == 'a string of 5000 characters'
+
+
+# Issue 15: hostile input against the agent.
+
+IPA_ARGS = {'volume_id': '5c8b3b5e-8a36-4b48-9a3c-6f0c1c2f7f10',
+            'connection_info': {'driver_volume_type': 'iscsi', 'data': {
+                'target_portal': '127.0.0.1:3260',
+                'auth_username': "us er,{x}'\\\u00e9",
+                'auth_password': "Pw'xyz\" ,}{\u00fc"}}}
+
+
+def _ipa_execute(params):
+    """IPA's own execute_command, which logs the arguments first."""
+    from ironic_python_agent.extensions import base
+
+    class Agent(base.ExecuteCommandMixin):
+        def get_extension(self, name):
+            raise KeyError(name)
+
+    with pytest.raises(Exception):
+        Agent().execute_command('cinder.connect_volume', **params)
+
+
+@pytest.fixture
+def capture():
+    """Records of every logger, through the filter, as text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter('%(name)s %(message)s'))
+    handler.addFilter(log_filter.SecretsFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_ipa_command_log_masks_any_characters(capture, forget):
+    # Masked by text patterns, "Pw'xyz" was logged as ***'xyz and user
+    # names leaked: the arguments are now masked as a dict.
+    _ipa_execute(IPA_ARGS)
+    output = capture.getvalue()
+    assert 'Executing command: cinder.connect_volume' in output
+    assert '127.0.0.1:3260' in output
+    for part in ('xyz', 'us er', '{x}', '\u00fc', '\u00e9', ' ,}{'):
+        assert part not in output, output
+
+
+def test_os_brick_trace_with_credentials_hidden(capture, forget):
+    from os_brick import utils as brick_utils
+
+    class Connector(object):
+        @brick_utils.trace
+        def connect_volume(self, connection_properties):
+            return {'path': '/dev/loop0', 'auth_username': 'user-' + 'q' * 3}
+
+    data = dict(IPA_ARGS['connection_info']['data'])
+    secrets.remember({'data': data})
+    Connector().connect_volume(data)
+    output = capture.getvalue()
+    assert '==> connect_volume: call' in output
+    assert 'arguments not shown: they hold credentials' in output
+    assert "'path': '/dev/loop0'" in output
+    for part in ('xyz', 'us er', '{x}', 'qqq'):
+        assert part not in output, output
+
+
+def test_common_words_never_masked(logger, forget):
+    # A CHAP user "cinder" and password "true" masked "cinder-volume" and
+    # "wait=true" in every later line.
+    log, stream = logger
+    secrets.remember({'data': {'auth_username': 'cinder',
+                               'auth_password': 'true'}})
+    lines = ['os_brick.initiator.connectors.iscsi.ISCSIConnector.'
+             'disconnect_volume wait=true', 'cinder-volume is up',
+             'the secret-ish word stays', 'token-based auth works']
+    for line in lines:
+        log.info(line)
+        assert secrets.safe_text(line) == line
+    assert stream.getvalue().splitlines() == ['INFO ' + ln for ln in lines]
+    # As field values they are masked all the same.
+    log.info('%s', {'auth_username': 'cinder', 'auth_password': 'true'})
+    assert "'auth_username': '***', 'auth_password': '***'" in (
+        stream.getvalue())
+
+
+def test_masked_argument_that_breaks_the_format(logger):
+    log, stream = logger
+    log.info('pin %(password)d of %(user)s',
+             {'password': 4242, 'user': 'x'})
+    output = stream.getvalue()
+    assert '4242' not in output
+    assert 'arguments not shown' in output
+
+
+def test_huge_arguments_cut_before_masking(logger):
+    log, stream = logger
+    log.debug('Executing command: %(name)s with args: %(args)s',
+              {'name': 'cinder.connect_volume',
+               'args': {'volume_id': 'v' * (8 << 20),
+                        'names': list(range(100000))}})
+    output = stream.getvalue()
+    assert len(output) < 5000
+    assert '8388608 characters not shown' in output
+    assert 'more items' in output
+
+
+@pytest.mark.parametrize('value, distinctive', [
+    ('true', False), ('cinder', False), ('cinder-volume', False),
+    ('disconnect_volume', False), ('ISCSIConnector', False),
+    ('chap-user', False), ('Pw-12345', True), ('a1B2c3D4', True),
+    ('volume000001', True), ('hHqTzWnCkPbXrLsY', True),
+    ('correcthorsebatterystaple', True)])
+def test_only_distinctive_values_searched_in_text(value, distinctive):
+    assert secrets.is_distinctive(value) is distinctive
