@@ -126,6 +126,10 @@ class VMNodeHelpers(object):
         """Delete the VM's node if it still exists, stop BMC and VM."""
         try:
             if getattr(machine, 'node_uuid', None) in self._nodes:
+                # Removal, not a test of cleaning: no ramdisk boot.
+                self.ironic.patch('/v1/nodes/%s' % machine.node_uuid, [
+                    {'op': 'replace', 'path': '/automated_clean',
+                     'value': False}])
                 self.delete_node(machine.node_uuid)
         finally:
             self.box.procs.stop(machine.bmc_name, timeout=30)

@@ -77,7 +77,12 @@ class Ironic(object):
                              # A VM node's test OS powers itself off once
                              # it has shown it booted: record that, do not
                              # power it on again.
-                             'force_power_state_during_sync': 'false'}
+                             'force_power_state_during_sync': 'false',
+                             # Ironic unpacks a zstd deploy ramdisk it
+                             # downloads: 147 MiB would reach the VM as
+                             # 545 MiB of cpio that no longer fits its RAM
+                             # next to its unpacked copy.
+                             'disable_zstandard_decompression': 'true'}
         # IPMI to the sandbox's own BMCs on loopback: no need to space
         # commands 5 s apart as for a real BMC.
         conf['ipmi'] = {'min_command_interval': '1'}

@@ -54,6 +54,7 @@ from oslo_log import log
 from ipa_cinder.common import log_filter
 from ipa_cinder.conductor import agent_commands
 from ipa_cinder.conductor import cinder_session
+from ipa_cinder.conductor import ramdisk_boot
 from ipa_cinder.conductor import targets as targets_mod
 from ipa_cinder.conductor import volumes
 from ipa_cinder import exception
@@ -132,6 +133,19 @@ class CinderAgentDeploy(agent.AgentDeploy):
                       'information to build', task.node.uuid)
             return
         super()._update_instance_info(task)
+
+    @METRICS.timer('CinderAgentDeploy.prepare')
+    @task_manager.require_exclusive_lock
+    def prepare(self, task):
+        """Prepare the deployment: the deploy ramdisk boots first.
+
+        A node with a boot volume boots it only once it is attached (see
+        :mod:`ipa_cinder.conductor.ramdisk_boot`).
+        """
+        if (task.node.provision_state == states.DEPLOYING
+                and has_boot_volume(task)):
+            return ramdisk_boot.prepare_deploy(self, task)
+        return super().prepare(task)
 
     @METRICS.timer('CinderAgentDeploy.cinder_attach_volumes')
     @base.deploy_step(priority=90)
@@ -282,8 +296,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         if not node.disable_power_off:
             manager_utils.node_power_action(task, states.POWER_OFF)
         self._delete_attachments(task)
-        node.del_driver_internal_info('boot_from_volume')
-        node.del_driver_internal_info('boot_from_volume_deploy')
+        ramdisk_boot.forget_boot_volume(node)
         node.save()
         with manager_utils.power_state_for_network_configuration(task):
             task.driver.network.unconfigure_tenant_networks(task)
