@@ -26,7 +26,11 @@ rule says:
     without passing the answer on: the client never learns the outcome;
 ``delay``
     hold the request for :data:`DELAY` seconds, then forward it (a window
-    in which a test can restart the caller mid-call).
+    in which a test can restart the caller mid-call);
+``freeze``
+    accept the request and never answer it: hold it, unforwarded, until
+    the proxy closes or :data:`FREEZE` seconds pass, then close the
+    connection (a cinder-api that hangs).
 
 Everything is bounded: every socket has a timeout, the server threads are
 daemons, and :meth:`FaultProxy.close` stops the listener and waits for it.
@@ -49,9 +53,11 @@ from oslo_log import log as logging
 LOG = logging.getLogger(__name__)
 
 #: What a rule can do to a matching request.
-ACTIONS = ('500', '503', 'drop', 'lose', 'delay')
+ACTIONS = ('500', '503', 'drop', 'lose', 'delay', 'freeze')
 #: Seconds a ``delay`` rule holds a request.
 DELAY = 15
+#: Seconds a ``freeze`` rule holds a request at most.
+FREEZE = 300
 #: Seconds a client or upstream socket may stay silent.
 SOCKET_TIMEOUT = 60
 #: Headers that belong to one hop, never forwarded.
@@ -168,6 +174,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             LOG.info('fault proxy: answering %s to %s %s', action,
                      self.command, self.path)
             self._answer_fault(int(action))
+            return
+        if action == 'freeze':
+            LOG.info('fault proxy: freezing %s %s', self.command, self.path)
+            proxy.closing.wait(FREEZE)
+            self.close_connection = True
             return
         if action == 'delay':
             LOG.info('fault proxy: holding %s %s for %s s', self.command,

@@ -71,18 +71,7 @@ class Ironic(object):
             'connection': 'sqlite:///%s' % os.path.join(self.base,
                                                         'ironic.sqlite')}
         conf['dhcp'] = {'dhcp_provider': 'none'}
-        conf['conductor'] = {'automated_clean': 'false',
-                             'deploy_callback_timeout': '600',
-                             'heartbeat_interval': '5',
-                             # A VM node's test OS powers itself off once
-                             # it has shown it booted: record that, do not
-                             # power it on again.
-                             'force_power_state_during_sync': 'false',
-                             # Ironic unpacks a zstd deploy ramdisk it
-                             # downloads: 147 MiB would reach the VM as
-                             # 545 MiB of cpio that no longer fits its RAM
-                             # next to its unpacked copy.
-                             'disable_zstandard_decompression': 'true'}
+        conf['conductor'] = self._conductor_options()
         # IPMI to the sandbox's own BMCs on loopback: no need to space
         # commands 5 s apart as for a real BMC.
         conf['ipmi'] = {'min_command_interval': '1'}
@@ -114,6 +103,19 @@ class Ironic(object):
         os.makedirs(os.path.dirname(self.conf), exist_ok=True)
         with open(self.conf, 'w') as f:
             conf.write(f)
+
+    @staticmethod
+    def _conductor_options():
+        return {'automated_clean': 'false',
+                'deploy_callback_timeout': '600',
+                'heartbeat_interval': '5',
+                # A VM node's test OS powers itself off once it has shown
+                # it booted: record that, do not power it on again.
+                'force_power_state_during_sync': 'false',
+                # Ironic unpacks a zstd deploy ramdisk it downloads: 147 MiB
+                # would reach the VM as 545 MiB of cpio that no longer fits
+                # its RAM next to its unpacked copy.
+                'disable_zstandard_decompression': 'true'}
 
     def _pxe_options(self):
         """iPXE for VM nodes: everything under the state directory."""

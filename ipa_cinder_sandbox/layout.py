@@ -15,6 +15,11 @@
 Everything the sandbox creates lives under one state directory, and every
 port is an offset from one base port, so two checkouts can run two sandboxes
 side by side by choosing two bases.
+
+The state directory is root's only (0700) and ``sandbox.json`` is 0600:
+the services' logs hold CHAP user names and Ironic's database holds the
+boot targets' CHAP passwords. :meth:`Layout.save` closes it, and
+``up`` saves before it starts any service.
 """
 
 import json
@@ -43,6 +48,10 @@ PORT_OFFSETS = {
     'http': 8,
     'agent': 9,
 }
+
+#: Mode of the state directory and of the files the sandbox writes itself.
+STATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 # Sub-directories that belong to one run of the sandbox and are removed by
 # a fresh ``up``. Everything else under the state directory is left alone.
@@ -123,12 +132,26 @@ class Layout(object):
             'logs': self.path('log'),
         }
 
+    def make_private(self):
+        """Create the state directory if needed; root's only (0700)."""
+        os.makedirs(self.state_dir, mode=STATE_DIR_MODE, exist_ok=True)
+        # makedirs leaves an existing directory's mode alone, and its
+        # mode argument goes through the umask.
+        os.chmod(self.state_dir, STATE_DIR_MODE)
+
     def save(self, extra=None):
-        """Record the running sandbox in ``sandbox.json``."""
+        """Record the running sandbox in ``sandbox.json`` (mode 0600).
+
+        Makes the state directory private first (:meth:`make_private`).
+        """
+        self.make_private()
         data = self.to_dict()
         data.update(extra or {})
         tmp = self.info_file + '.tmp'
-        with open(tmp, 'w') as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an older tmp file kept its mode
+        with os.fdopen(fd, 'w') as f:
             json.dump(data, f, indent=2, sort_keys=True)
         os.replace(tmp, self.info_file)
         return data

@@ -21,7 +21,8 @@ found on the entry-point group ``ipa_cinder.cli``: ``get-connector``
 the same code as the agent half (:mod:`ipa_cinder.host`) and the same
 Cinder client as the conductor half
 (:mod:`ipa_cinder.common.cinder_client`); what they do step by step is in
-:mod:`~ipa_cinder.cli.volumes`, the one module that imports os-brick,
-imported only when a command runs so that ``--help`` and usage errors
-stay fast and quiet.
+:mod:`~ipa_cinder.cli.volumes` and :mod:`~ipa_cinder.cli.attaching`, the
+modules that import os-brick, imported only when a command runs so that
+``--help`` and usage errors stay fast and quiet. Signals are handled in
+:mod:`~ipa_cinder.cli.interrupts`.
 """

@@ -27,11 +27,13 @@ class LocalAttach(base.ShowCommand):
     (read-only for mode ro).
 
     Nothing leaks: if anything fails after the attachment is created
-    (connect, complete, mount, Ctrl-C, SIGTERM), the volume is disconnected
-    and the attachment deleted. Running it again for an attached volume
-    shows the existing attachment (reused: true) instead of creating a
-    second one; a recorded attachment that Cinder no longer has is
-    forgotten and a new one is made. Needs root.
+    (connect, complete, mount), the volume is disconnected and the
+    attachment deleted. Ctrl-C, SIGTERM or SIGHUP let the running step
+    (attachment create, connect, complete, mount) finish, then undo the
+    same way; a second signal does not stop that. Running it again for an
+    attached volume shows the existing attachment (reused: true) instead
+    of creating a second one; a recorded attachment that Cinder no longer
+    has is forgotten and a new one is made. Needs root.
     """
 
     needs_root = True
@@ -53,16 +55,19 @@ class LocalAttach(base.ShowCommand):
             help="mount the volume's filesystem there (an absolute path, "
                  "created if missing; not already a mount point)")
         parser.add_argument(
-            '--instance-uuid', metavar='UUID', type=options.uuid_type,
+            '--instance-uuid', metavar='UUID', type=options.instance_uuid_type,
             default=None,
-            help='instance UUID recorded in the attachment (Cinder then '
-                 'deletes the attachment only for a service: see '
-                 '--service-role-header)')
+            help='instance UUID recorded in the attachment (default: one '
+                 'derived from the connector host and the volume, so that '
+                 'what an interrupted attach left can be found again; '
+                 '"none" for no instance). Cinder deletes an attachment '
+                 'that has an instance only for a service, or when Nova '
+                 'does not know the instance: see --service-role-header')
         options.add_multipath_options(parser)
         return parser
 
     def take_action(self, parsed_args):
-        result = self.volumes.attach(
+        result = self.attaching.attach(
             self.app.cinder, parsed_args.volume,
             host=self.app.connector_host, mode=parsed_args.mode,
             mountpoint=parsed_args.mountpoint,

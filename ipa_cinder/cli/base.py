@@ -13,8 +13,9 @@
 """What every ``ipa-cinder`` command shares, on cliff's ShowOne and Lister.
 
 A command's ``run`` sets up configuration, checks for root when the
-command needs it, turns SIGTERM into KeyboardInterrupt (so that
-``local-attach`` rolls back as on Ctrl-C), masks secrets in the result
+command needs it, turns SIGINT, SIGTERM and SIGHUP into
+:class:`~ipa_cinder.cli.interrupts.Interrupted` (so that ``local-attach``
+undoes what it did, as after any failure), masks secrets in the result
 unless ``--show-secrets`` is given, and maps any error to its exit code
 (:mod:`ipa_cinder.cli.errors`). A command whose work failed half-way
 (``PartialResult``) prints what it has, then reports the error.
@@ -24,15 +25,16 @@ does so to document them): nothing here touches ``self.app`` before
 ``run``.
 """
 
+import importlib
 import logging
 import os
-import signal
 import warnings
 
 from cliff import lister
 from cliff import show
 
 from ipa_cinder.cli import errors
+from ipa_cinder.cli import interrupts
 from ipa_cinder.cli import options
 from ipa_cinder.cli import output
 from ipa_cinder import conf as ipa_conf
@@ -49,8 +51,12 @@ EPILOG = (
     + errors.EPILOG)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt()
+def _import_quietly(name):
+    with warnings.catch_warnings():
+        # oslo.privsep imports eventlet, which warns on every start that it
+        # is deprecated: nothing a user can act on.
+        warnings.simplefilter('ignore')
+        return importlib.import_module(name)
 
 
 def _normalized(name):
@@ -89,12 +95,12 @@ class CommandBase(object):
 
         It imports os-brick, which ``--help`` and usage errors do without.
         """
-        with warnings.catch_warnings():
-            # oslo.privsep imports eventlet, which warns on every start
-            # that it is deprecated: nothing a user can act on.
-            warnings.simplefilter('ignore')
-            from ipa_cinder.cli import volumes
-        return volumes
+        return _import_quietly('ipa_cinder.cli.volumes')
+
+    @property
+    def attaching(self):
+        """:mod:`ipa_cinder.cli.attaching`, imported when a command runs."""
+        return _import_quietly('ipa_cinder.cli.attaching')
 
     def columns_for(self, parsed_args):
         """The fields this invocation shows before ``-c`` selects."""
@@ -126,16 +132,14 @@ class CommandBase(object):
                 errors.EXIT_NOT_ROOT)
 
     def run(self, parsed_args):
-        # SIGTERM interrupts like Ctrl-C: local-attach undoes what it did.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        interrupts.GUARD.install()
         try:
             self.app.configure()
             self._check_columns(parsed_args)
             self._require_root()
             return super().run(parsed_args)
-        except KeyboardInterrupt:
-            self.app.stderr.write('ipa-cinder: interrupted\n')
-            return errors.EXIT_INTERRUPTED
+        except KeyboardInterrupt as e:
+            return self._interrupted(e, parsed_args)
         except exception.PartialResult as e:
             self.produce_output(parsed_args,
                                 *self.show(e.result, parsed_args))
@@ -143,7 +147,20 @@ class CommandBase(object):
         except Exception as e:
             return self._report(e, parsed_args)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            interrupts.GUARD.restore()
+
+    def _interrupted(self, exc, parsed_args):
+        """Report an interrupt; returns 128 + the signal number."""
+        signum = getattr(exc, 'signum', None) or interrupts.SIGINT
+        code = 128 + signum
+        text = 'interrupted by %s' % interrupts.signal_name(signum)
+        self.app.stderr.write('ipa-cinder: %s\n' % text)
+        if parsed_args.formatter in errors.DOCUMENT_FORMATS:
+            formatter = self._formatter_plugins[parsed_args.formatter].obj
+            formatter.emit_one(['error'],
+                               [errors.document(code, 'interrupted', text)],
+                               self.app.stdout, parsed_args)
+        return code
 
     def produce_output(self, parsed_args, column_names, data):
         try:

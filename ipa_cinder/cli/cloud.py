@@ -20,14 +20,53 @@ middleware then wants a ``<user>:<project>`` token
 (:mod:`ipa_cinder.common.noauth`).
 """
 
+import os
+
 from keystoneauth1 import exceptions as ks_exc
+from openstack import config as os_config
 from openstack import exceptions as os_exc
 
 from ipa_cinder.cli import errors
 from ipa_cinder.common import noauth
+from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 
+CONF = ipa_conf.CONF
 NOAUTH_TYPES = ('none', 'noauth')
+
+
+class CloudConfig(os_config.OpenStackConfig):
+    """openstacksdk's configuration, remembering files it could not parse.
+
+    openstacksdk skips a clouds.yaml (or secure.yaml) that is not valid
+    YAML with a log line, then reports the cloud as not found: the
+    commands that need a cloud report the file instead.
+
+    :ivar unparsable: paths of the files skipped for their syntax.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.unparsable = []
+        super().__init__(*args, **kwargs)
+
+    def _load_yaml_json_file(self, filelist):
+        # openstacksdk's loader, one file at a time: a readable file that
+        # yields nothing was not valid YAML (or JSON).
+        for path in filelist:
+            loaded = super()._load_yaml_json_file([path])
+            if loaded[0] is not None:
+                return loaded
+            if os.path.isfile(path) and os.access(path, os.R_OK):
+                self.unparsable.append(path)
+        return None, None
+
+
+def unparsable_text(cloud_config):
+    """What is wrong with the cloud files, or None if they parsed."""
+    for path in getattr(cloud_config, 'unparsable', None) or ():
+        return ('%s is not valid YAML (or JSON); fix it, or name another '
+                'file with OS_CLIENT_CONFIG_FILE' % path)
+    return None
 
 
 def _use_noauth_token(region):
@@ -59,8 +98,17 @@ def cinder_client(cloud_config, options):
 
     from ipa_cinder.common import cinder_client as cinder
 
+    unparsable = unparsable_text(cloud_config)
+    if unparsable:
+        raise exception.CLIError('cloud configuration: %s' % unparsable,
+                                 errors.EXIT_USAGE)
     try:
         region = cloud_config.get_one(argparse=options)
+        if not region.config.get('api_timeout'):
+            # Every request bounded, openstacksdk's own ones included
+            # (version discovery, authentication).
+            region.config['api_timeout'] = (
+                CONF.ipa_cinder.cinder_request_timeout)
         region.get_session()
         if region.config.get('auth_type') in NOAUTH_TYPES:
             _use_noauth_token(region)

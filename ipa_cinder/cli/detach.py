@@ -20,11 +20,13 @@ class LocalDetach(base.ShowCommand):
     """Detach a Cinder volume from this host.
 
     Removes, in this order of preference, the attachment named with the
-    option --attachment-id, the ones this host recorded for the volume, or
-    the one Cinder shows for this connector host (see --host): a
-    multi-attached volume is detached from this host only, and when Cinder
-    shows several attachments for this host and none is recorded, it asks
-    for the attachment ID.
+    option --attachment-id (an ID that neither Cinder nor this host knows
+    is a usage error), the ones this host recorded for the volume, or the
+    one Cinder has for this connector host (see --host), in any status:
+    also what an interrupted or killed local-attach left. A multi-attached
+    volume is detached from this host only, and when Cinder has several
+    attachments for this host and none is recorded, it asks for the
+    attachment ID.
 
     Unmounts what local-attach mounted, refuses a device mounted elsewhere
     or still held by the kernel (a mount in another mount namespace,

@@ -24,6 +24,10 @@ Messages always go through :func:`ipa_cinder.common.secrets.safe_text`,
 whatever ``--show-secrets`` says.
 """
 
+import re
+
+from oslo_config import cfg
+
 from ipa_cinder.common import secrets
 from ipa_cinder import exception
 
@@ -33,14 +37,25 @@ EXIT_USAGE = 2
 EXIT_CINDER = 3
 EXIT_LOCAL = 4
 EXIT_NOT_ROOT = 5
+#: Interrupted: 128 + the signal number (:mod:`ipa_cinder.cli.interrupts`).
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 EPILOG = ('Exit codes: 0 success, 1 unexpected error, 2 usage or '
           'configuration error, 3 Cinder error, 4 local connect/disconnect/'
-          'mount error, 5 not root, 130 interrupted (Ctrl-C or SIGTERM).')
+          'mount error, 5 not root, 128 + the signal number when '
+          'interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; what '
+          'local-attach had done is undone first).')
 
 KINDS = {EXIT_USAGE: 'usage', EXIT_CINDER: 'cinder', EXIT_LOCAL: 'local',
          EXIT_NOT_ROOT: 'not-root', EXIT_ERROR: 'unexpected'}
+
+#: oslo.config's text of a bad value, which names the source in a repr.
+_CONFIG_VALUE = re.compile(
+    r"^Value for option (?P<option>\S+) from LocationInfo\(.*?"
+    r"detail='(?P<source>[^']*)'\) is not valid: (?P<reason>.*)$",
+    re.DOTALL)
 
 #: Formats whose error document goes to stdout.
 DOCUMENT_FORMATS = ('json', 'yaml')
@@ -55,6 +70,8 @@ def classify(exc):
         return exc.code, KINDS.get(exc.code, 'unexpected')
     if isinstance(exc, exception.CinderError):
         return EXIT_CINDER, 'cinder'
+    if isinstance(exc, cfg.Error):  # a bad value met late
+        return EXIT_USAGE, 'usage'
     if isinstance(exc, (exception.VolumeConnectionError,
                         exception.InvalidConnectionInfo,
                         exception.InvalidIdentifier,
@@ -64,8 +81,25 @@ def classify(exc):
     return EXIT_ERROR, 'unexpected'
 
 
+def config_text(exc, group=None):
+    """The text of an oslo.config error, naming the file and the option.
+
+    :param group: the option's group, when the caller knows it.
+    """
+    match = _CONFIG_VALUE.match(str(exc))
+    if not match:
+        return str(exc)
+    option = match.group('option')
+    if group:
+        option = '[%s] %s' % (group, option)
+    return 'configuration: %s: option %s: invalid value: %s' % (
+        match.group('source'), option, match.group('reason'))
+
+
 def message(kind, exc):
     """The stderr line of an error, secrets masked."""
+    if isinstance(exc, cfg.Error):
+        exc = config_text(exc)
     return 'ipa-cinder: %s error: %s' % (kind, secrets.safe_text(exc))
 
 

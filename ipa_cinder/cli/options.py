@@ -65,6 +65,13 @@ def uuid_type(value):
     return value
 
 
+def instance_uuid_type(value):
+    """``--instance-uuid``: a UUID, or ``none`` for no instance ('')."""
+    if value.lower() == 'none':
+        return ''
+    return uuid_type(value)
+
+
 def normalize_argv(argv):
     """Rewrite explicit values of on/off flags into ``--flag``/``--no-flag``.
 
@@ -170,6 +177,28 @@ def config_files(options):
     if os.path.exists(DEFAULT_CONFIG_FILE):
         return [DEFAULT_CONFIG_FILE]
     return []
+
+
+def check_config_values(conf):
+    """Read every option once, so that a bad value fails now.
+
+    oslo.config converts a value when it is first read: without this, a
+    bad value in a configuration file would surface half-way through a
+    command.
+
+    :raises: oslo_config.cfg.Error, and the group of the bad option as
+        the exception's ``group`` attribute.
+    """
+    for name in list(conf):
+        value = conf[name]
+        if not hasattr(value, '_group'):  # an option of [DEFAULT]
+            continue
+        for opt_name in list(value):
+            try:
+                getattr(value, opt_name)
+            except ValueError as e:
+                e.group = name
+                raise
 
 
 def add_multipath_options(parser):

@@ -34,7 +34,6 @@ import warnings
 from cliff import app
 from cliff import commandmanager
 from cliff import help as cliff_help
-from openstack import config as os_config
 from openstack import exceptions as os_exc
 from oslo_config import cfg
 
@@ -132,7 +131,7 @@ class IpaCinderApp(app.App):
     def __init__(self, argv=(), stdin=None, stdout=None, stderr=None,
                  cloud_config=None):
         self._argv = list(argv)
-        self.cloud_config = cloud_config or os_config.OpenStackConfig()
+        self.cloud_config = cloud_config or cloud.CloudConfig()
         self._configured = False
         self._cinder = None
         super().__init__(
@@ -223,9 +222,12 @@ class IpaCinderApp(app.App):
         try:
             CONF([], project='ipa-cinder',
                  default_config_files=options.config_files(self.options))
+            options.check_config_values(CONF)
         except cfg.Error as e:
-            raise exception.CLIError('configuration: %s' % e,
-                                     errors.EXIT_USAGE)
+            text = errors.config_text(e, getattr(e, 'group', None))
+            if not text.startswith('configuration: '):
+                text = 'configuration: %s' % text
+            raise exception.CLIError(text, errors.EXIT_USAGE)
         if self.options.state_dir:
             CONF.set_override('state_dir',
                               os.path.abspath(self.options.state_dir),
@@ -249,12 +251,22 @@ class IpaCinderApp(app.App):
 def main(argv=None):
     """The ``ipa-cinder`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    cloud_config = None
     try:
-        return IpaCinderApp(argv).run(argv)
+        cloud_config = cloud.CloudConfig()
+        return IpaCinderApp(argv, cloud_config=cloud_config).run(argv)
     except os_exc.ConfigException as e:
+        # A cloud named in OS_CLOUD is looked up while the options are
+        # built: a clouds.yaml skipped for its syntax is the cause then.
+        text = (cloud.unparsable_text(cloud_config)
+                or secrets.safe_text(e))
         sys.stderr.write('ipa-cinder: error: cloud configuration: %s\n'
-                         % secrets.safe_text(e))
+                         % text)
         return errors.EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C before or after a command ran: nothing to undo.
+        sys.stderr.write('ipa-cinder: interrupted\n')
+        return errors.EXIT_INTERRUPTED
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         if e.code is None or isinstance(e.code, int):
             return e.code or errors.EXIT_OK

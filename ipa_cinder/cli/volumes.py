@@ -14,32 +14,29 @@
 
 The command classes (:mod:`~ipa_cinder.cli.connector`,
 :mod:`~ipa_cinder.cli.attach`, :mod:`~ipa_cinder.cli.detach`,
-:mod:`~ipa_cinder.cli.listing`) import this module only when they run: it
-imports os-brick, which ``--help`` and usage errors do without.
-
-``attach``: attachment create WITH this host's connector and the mode
-(microversion 3.54), os-brick connect through
-:class:`~ipa_cinder.host.connections.VolumeConnections` (validation,
-kernel read-only flag for ``ro``, record on disk), attachment complete,
-optional mount. Any failure after the create (connect, complete, mount,
-Ctrl-C, SIGTERM) disconnects and deletes the attachment: nothing leaks.
+:mod:`~ipa_cinder.cli.listing`) import this module (and
+:mod:`~ipa_cinder.cli.attaching`, which does ``local-attach``) only when
+they run: it imports os-brick, which ``--help`` and usage errors do
+without.
 
 ``detach``: the attachments to remove are, in this order, the one given
-with ``--attachment-id``, the ones this host recorded for the volume, or
-the one Cinder shows for this connector host; unmount (only what
-ipa-cinder mounted), flush and disconnect, attachment delete (404 is
-success). Nothing attached is a success.
+with ``--attachment-id`` (an id that neither Cinder nor this host knows is
+a usage error), the ones this host recorded for the volume, or the ones
+Cinder has for this connector host: those whose instance is
+:func:`host_instance_uuid` of (host, volume), in any status (an attach
+that was killed may have left one ``reserved`` or ``attaching``), and the
+completed ones Cinder's view of the volume shows for the host name. Then
+unmount (only what ipa-cinder mounted), flush and disconnect, attachment
+delete (404 is success). Nothing attached is a success.
 """
 
 import os
+import uuid
 
-from oslo_concurrency import processutils
 from oslo_log import log
 from oslo_utils import uuidutils
 
 from ipa_cinder.cli import errors
-from ipa_cinder.common import connection
-from ipa_cinder.common import secrets
 from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 from ipa_cinder.host import brick
@@ -52,144 +49,34 @@ CONF = ipa_conf.CONF
 CLIError = exception.CLIError
 
 
-def _multipath(multipath):
+#: The namespace of :func:`host_instance_uuid` (a constant: the UUIDs
+#: must stay the same from one release to the next).
+HOST_INSTANCE_NAMESPACE = uuid.UUID('1c8e5b9a-3f0d-5e42-9a67-4b2d8c0f7e15')
+
+
+def host_instance_uuid(host, volume_id):
+    """The instance UUID of ``local-attach`` on ``host`` for a volume.
+
+    ``uuid5(HOST_INSTANCE_NAMESPACE, "<host>/<volume id>")``: the same for
+    every attach of that volume from that connector host, so that what an
+    interrupted attach left is found again by the attachments API.
+    """
+    return str(uuid.uuid5(HOST_INSTANCE_NAMESPACE,
+                          '%s/%s' % (host, volume_id)))
+
+
+def multipath_default(multipath):
     return CONF.ipa_cinder.use_multipath if multipath is None else multipath
 
 
 def connector(host, multipath=None, enforce_multipath=False):
     """This host's os-brick connector (``multipath`` None: the config)."""
     try:
-        return brick.get_connector(host, multipath=_multipath(multipath),
+        return brick.get_connector(host,
+                                   multipath=multipath_default(multipath),
                                    enforce_multipath=enforce_multipath)
     except exception.NoStorageIdentity as e:
         raise CLIError(str(e), errors.EXIT_LOCAL)
-
-
-# ------------------------------------------------------------ attach --
-
-def _attach_result(volume, attachment_id, record, attachment=None,
-                   host=None):
-    result = {
-        'volume_id': volume['id'], 'volume_name': volume.get('name'),
-        'attachment_id': attachment_id, 'host': host,
-        'device_path': record.get('device_path'), 'mode': record.get('mode'),
-        'mountpoint': record.get('mountpoint'),
-        'driver_volume_type': record.get('driver_volume_type'),
-        'reused': bool(record.get('reused')),
-        'connection_info': record.get('connection_info'),
-    }
-    if attachment is not None:
-        result['attach_mode'] = attachment.get('attach_mode')
-        # Cinder's copy (the record on disk is masked): shown with
-        # --show-secrets, masked otherwise.
-        result['connection_info'] = attachment.get('connection_info')
-    return result
-
-
-def _existing_attach(conns, volume, mode, mountpoint, host):
-    """The result for a volume already attached here, or an error."""
-    record = conns.registry.find(volume_id=volume['id'])[0]
-    present = bool(record.get('device_path')) and os.path.exists(
-        record['device_path'])
-    if (present and record.get('mode') == mode
-            and mountpoint in (None, record.get('mountpoint'))):
-        record['reused'] = True
-        return _attach_result(volume, record['attachment_id'], record,
-                              host=host)
-    raise CLIError(
-        'volume %s is already attached to this host through attachment %s '
-        '(device %s%s, mode %s, mountpoint %s); run ipa-cinder local-detach '
-        'first' % (volume['id'], record.get('attachment_id'),
-                   record.get('device_path'), '' if present else ' is gone',
-                   record.get('mode'), record.get('mountpoint')),
-        errors.EXIT_LOCAL)
-
-
-def _forget_stale(client, conns, volume):
-    """Forget the records of attachments Cinder no longer has."""
-    for record in conns.registry.find(volume_id=volume['id']):
-        if not in_cinder(client, volume['id'], record['attachment_id']):
-            # Deleted behind our back: the device is gone, or is now
-            # another volume's. Forget it and attach afresh.
-            LOG.warning('Attachment %s of volume %s is recorded here but '
-                        'Cinder no longer has it: forgetting it',
-                        record['attachment_id'], volume['id'])
-            detach_one(client, conns, volume, record['attachment_id'],
-                       in_cinder=False)
-
-
-def attach(client, volume_ref, *, host, mode='rw', mountpoint=None,
-           instance_uuid=None, multipath=None, enforce_multipath=False):
-    """Attach a volume to this host; returns what to show.
-
-    :param volume_ref: the volume's ID or name.
-    :param multipath: None for ``[ipa_cinder] use_multipath``.
-    """
-    conns = connections.VolumeConnections()
-    volume = client.find_volume(volume_ref)
-    _forget_stale(client, conns, volume)
-    if conns.registry.find(volume_id=volume['id']):
-        return _existing_attach(conns, volume, mode, mountpoint, host)
-    if mountpoint and os.path.ismount(mountpoint):
-        raise CLIError('%s is already a mount point' % mountpoint,
-                       errors.EXIT_LOCAL)
-    multipath = _multipath(multipath)
-    attachment = client.create_attachment(
-        volume['id'], connector(host, multipath, enforce_multipath),
-        instance_uuid=instance_uuid, mode=mode)
-    secrets.remember(attachment)
-    record = _connect(client, conns, volume['id'], attachment, mode,
-                      mountpoint, multipath)
-    return _attach_result(volume, attachment['id'], record, attachment,
-                          host)
-
-
-def _connect(client, conns, volume_id, attachment, mode, mountpoint,
-             multipath):
-    """Connect, complete, mount; undo everything on any failure."""
-    attachment_id = attachment['id']
-    connected = mounted = False
-    try:
-        record = conns.connect(
-            volume_id, attachment_id,
-            connection.from_attachment(attachment.get('connection_info')),
-            mode=mode, multipath=multipath)
-        connected = True
-        client.complete_attachment(attachment_id, volume_id=volume_id)
-        if mountpoint:
-            mounts.mount(record['device_path'], mountpoint, mode == 'ro')
-            mounted = True
-            saved = conns.registry.get(attachment_id)
-            saved['mountpoint'] = mountpoint
-            conns.registry.save(saved)
-            record['mountpoint'] = mountpoint
-    except BaseException as e:
-        # Nothing leaks, whatever stopped us (SIGTERM arrives as
-        # KeyboardInterrupt): undo the mount, connection and attachment.
-        LOG.info('Attaching volume %s failed (%s); removing attachment %s',
-                 volume_id, secrets.safe_text(e), attachment_id)
-        if mounted:
-            try:
-                mounts.unmount(mountpoint)
-            except processutils.ProcessExecutionError as ue:
-                LOG.error('Could not unmount %s: %s', mountpoint, ue)
-        _rollback(client, conns, volume_id, attachment_id, connected)
-        raise
-    return record
-
-
-def _rollback(client, conns, volume_id, attachment_id, connected):
-    if connected:
-        try:
-            conns.disconnect(attachment_id=attachment_id, force=True)
-        except Exception as e:
-            LOG.error('Could not disconnect attachment %s of volume %s: %s',
-                      attachment_id, volume_id, secrets.safe_text(e))
-    try:
-        client.delete_attachment(attachment_id, volume_id=volume_id)
-    except exception.CinderError as e:
-        LOG.error('Attachment %s of volume %s is left in Cinder: %s',
-                  attachment_id, volume_id, e)
 
 
 # ------------------------------------------------------------ detach --
@@ -207,18 +94,36 @@ def in_cinder(client, volume_id, attachment_id):
     return True
 
 
+def _cinder_targets(client, volume, host):
+    """Ids of the attachments Cinder has of ``volume`` for ``host``."""
+    found = [a['id'] for a in client.list_attachments(
+        volume_id=volume['id'],
+        instance_uuid=host_instance_uuid(host, volume['id']))]
+    # Completed attachments made with another instance (--instance-uuid):
+    # the volume's view names their connector host.
+    found += [a['attachment_id'] for a in volume.get('attachments') or []
+              if a.get('host_name') == host
+              and a.get('attachment_id') not in found]
+    return found
+
+
 def _detach_targets(client, conns, volume, attachment_id, host):
     """[(attachment id, whether Cinder has it)] to remove for ``volume``."""
     if attachment_id:
-        return [(attachment_id,
-                 in_cinder(client, volume['id'], attachment_id))]
+        known = in_cinder(client, volume['id'], attachment_id)
+        if not (known or conns.registry.get(attachment_id)):
+            raise CLIError(
+                'attachment %s of volume %s is neither in Cinder nor '
+                'recorded on this host (state directory %s): nothing to '
+                'detach' % (attachment_id, volume['id'],
+                            CONF.ipa_cinder.state_dir), errors.EXIT_USAGE)
+        return [(attachment_id, known)]
     records = conns.registry.find(volume_id=volume['id'])
     if records:
         return [(r['attachment_id'],
                  in_cinder(client, volume['id'], r['attachment_id']))
                 for r in records]
-    mine = [a['attachment_id'] for a in volume.get('attachments') or []
-            if a.get('host_name') == host]
+    mine = _cinder_targets(client, volume, host)
     if len(mine) > 1:
         raise CLIError('volume %s has %d attachments for host %s and none '
                        'is recorded here: choose one with --attachment-id '

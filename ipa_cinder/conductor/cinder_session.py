@@ -16,8 +16,15 @@ Ironic already builds a keystoneauth session for Cinder from its own
 ``[cinder]`` options (credentials, endpoint, timeout, TLS); this module
 hands it to :class:`ipa_cinder.common.cinder_client.CinderClient`, adding
 what Ironic's own storage code does not need: a service token on requests
-without a user token, and the noauth special cases.
+without a user token, the noauth special cases, and a bound on every
+request: Ironic's ``[cinder] timeout`` has no default, and openstacksdk's
+version discovery (made when the client is built) would wait forever for a
+cinder-api that accepts connections and never answers. When it is unset,
+its default becomes ``[ipa_cinder] cinder_request_timeout``.
 """
+
+import math
+
 
 from ironic.common import cinder as ironic_cinder
 from ironic.common import keystone
@@ -29,10 +36,26 @@ from keystoneauth1 import service_token
 from oslo_log import log
 
 from ipa_cinder.common import cinder_client as cinder_client_mod
+from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
 METRICS = metrics_utils.get_metrics_logger(__name__)
+CONF = ipa_conf.CONF
+
+
+def bound_requests():
+    """Give Ironic's ``[cinder]`` session a timeout if it has none.
+
+    The operator's ``[cinder] timeout`` wins; without one, the default
+    becomes ``[ipa_cinder] cinder_request_timeout`` (whole seconds), which
+    also bounds the requests of Ironic's own ``cinder`` storage interface.
+    """
+    if IRONIC_CONF.cinder.timeout is None:
+        IRONIC_CONF.set_default(
+            'timeout', math.ceil(CONF.ipa_cinder.cinder_request_timeout),
+            group='cinder')
+    return IRONIC_CONF.cinder.timeout
 
 
 def cinder_client(context=None, node=None):
@@ -57,6 +80,7 @@ def cinder_client(context=None, node=None):
     :param node: node UUID for error messages.
     """
     noauth_cinder = IRONIC_CONF.cinder.auth_type == 'none'
+    timeout = bound_requests()
     try:
         proxy = ironic_cinder.get_client(context)
     except ks_exc.DiscoveryFailure as exc:
@@ -68,8 +92,7 @@ def cinder_client(context=None, node=None):
         # request with an empty 204: use [cinder] endpoint_override as it
         # is (every call here names its microversion).
         auth = keystone.get_auth('cinder')
-        session = keystone.get_session('cinder',
-                                       timeout=IRONIC_CONF.cinder.timeout,
+        session = keystone.get_session('cinder', timeout=timeout,
                                        auth=auth)
         endpoint = keystone.get_endpoint('cinder', session=session,
                                          auth=auth)

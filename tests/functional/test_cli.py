@@ -491,3 +491,62 @@ def test_output_formats_and_columns(cli, sandbox):
     assert _attachments(sandbox, volume['id']) == []
     sandbox.wait_volume(volume['id'], 'available')
     sandbox.delete_volume(volume['id'])
+
+
+@pytest.mark.parametrize('name', ['db-{prod}-1', '{0}{}', 'p-%s-%(x)s-100%',
+                                  'données-ü-雪'])
+def test_volume_names_are_not_format_strings(cli, sandbox, name):
+    volume = sandbox.create_volume(volume_type='local', name=name)
+    attached = cli.ok('local-attach', name, '--host', 'cli-{host}-%s')
+    assert (attached['volume_id'], attached['volume_name']) == (
+        volume['id'], name)
+    assert attached['host'] == 'cli-{host}-%s'
+    listed = cli.ok('list', '--host', 'cli-{host}-%s')
+    assert [r['attachment_id'] for r in _recorded(listed)] == [
+        attached['attachment_id']]
+    detached = cli.ok('local-detach', name, '--host', 'cli-{host}-%s')
+    assert detached['volume_name'] == name
+    assert detached['detached'][0]['deleted_in_cinder'] is True
+    # A missing name with braces is a plain "not found".
+    code, result, text = cli.run('local-attach', name + '-{missing}')
+    assert code == 3, text
+    assert name + '-{missing}' in result['error']['message']
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+def test_unknown_attachment_id_is_an_error(cli, sandbox):
+    volume = sandbox.create_volume(volume_type='local')
+    unknown = str(uuid.uuid4())
+    code, result, text = cli.run('local-detach', volume['id'],
+                                 '--attachment-id', unknown)
+    assert code == 2, text
+    assert unknown in result['error']['message']
+    assert 'neither in Cinder nor recorded' in result['error']['message']
+    # One this host recorded and Cinder lost is gone for this host: fine.
+    attached = cli.ok('local-attach', volume['id'])
+    sandbox.cinder.delete('/attachments/%s' % attached['attachment_id'],
+                          microversion='3.44', service=True)
+    detached = cli.ok('local-detach', volume['id'], '--attachment-id',
+                      attached['attachment_id'])
+    assert detached['detached'][0]['deleted_in_cinder'] is False
+    assert _records(cli) == []
+    sandbox.wait_volume(volume['id'], 'available')
+    sandbox.delete_volume(volume['id'])
+
+
+def test_bad_configuration_values_exit_2(cli, sandbox, tmp_path):
+    conf = tmp_path / 'bad.conf'
+    conf.write_text('[ipa_cinder]\ncinder_retry_attempts = many\n')
+    code, result, text = cli.run('local-attach', 'whatever',
+                                 '--config-file', str(conf))
+    assert code == 2, text
+    assert str(conf) in result['error']['message']
+    assert '[ipa_cinder] cinder_retry_attempts' in result['error']['message']
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text('clouds: [\n  sandbox: {\n')
+    env = {k: v for k, v in cli.env.items() if not k.startswith('OS_')}
+    env.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD='sandbox')
+    code, _result, text = cli.run('list', env=env)
+    assert code == 2, text
+    assert '%s is not valid YAML' % clouds in text

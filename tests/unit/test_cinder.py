@@ -676,3 +676,25 @@ class TestIronicClient(testtools.TestCase):
         self.assertIsInstance(client.proxy, ks_adapter.Adapter)
         self.assertEqual(ENDPOINT, client.proxy.endpoint_override)
         self.assertTrue(client.service_role_header)
+
+    def test_requests_bounded_without_cinder_timeout(self):
+        # Ironic's [cinder] timeout has no default: openstacksdk's version
+        # discovery in get_client would wait forever for a frozen Cinder.
+        self.ironic_conf.set_override('auth_type', 'none', group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'auth_type',
+                        group='cinder')
+        self.ironic_conf.set_default('timeout', None, group='cinder')
+        self.addCleanup(self.ironic_conf.set_default, 'timeout', None,
+                        group='cinder')
+        ipa_conf.CONF.set_override('cinder_request_timeout', 7.5,
+                                   group='ipa_cinder')
+        self.addCleanup(ipa_conf.CONF.clear_override,
+                        'cinder_request_timeout', group='ipa_cinder')
+        cinder_session.cinder_client(None)
+        self.assertEqual(8, self.ironic_conf.cinder.timeout)
+
+    def test_operators_cinder_timeout_wins(self):
+        self.ironic_conf.set_override('timeout', 3, group='cinder')
+        self.addCleanup(self.ironic_conf.clear_override, 'timeout',
+                        group='cinder')
+        self.assertEqual(3, cinder_session.bound_requests())

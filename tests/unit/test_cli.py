@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 from unittest import mock
+import uuid
 
 from oslo_config import cfg
 import pytest
@@ -450,3 +451,55 @@ def test_bad_mountpoint_is_a_usage_error(tmp_path, capsys, no_cloud_env):
                        '--state-dir', str(tmp_path)])
     assert code == errors.EXIT_USAGE
     assert '--mountpoint' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('line,reason', [
+    ('cinder_retry_attempts = many', "invalid literal for int()"),
+    ('cinder_request_timeout = 0', 'greater than or equal to 1'),
+])
+def test_bad_option_value_is_a_usage_error(tmp_path, capsys, no_cloud_env,
+                                           line, reason):
+    conf_file = tmp_path / 'bad-value.conf'
+    conf_file.write_text('[ipa_cinder]\n%s\n' % line)
+    code = shell.main(['list', '--config-file', str(conf_file),
+                       '--state-dir', str(tmp_path / 'state')])
+    assert code == errors.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert 'usage error: configuration: %s: option [ipa_cinder] %s' % (
+        conf_file, line.split()[0]) in err, err
+    assert reason in err
+
+
+def test_clouds_yaml_that_is_not_yaml(tmp_path, capsys, monkeypatch,
+                                      no_cloud_env):
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text('clouds: [\n  x: {\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    monkeypatch.setenv('OS_CLOUD', 'x')
+    code = shell.main(['list', '--state-dir', str(tmp_path / 'state')])
+    assert code == errors.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert '%s is not valid YAML' % clouds in err, err
+    assert 'was not found' not in err
+
+
+def test_host_instance_uuid_is_stable_per_host_and_volume():
+    from ipa_cinder.cli import volumes
+
+    first = volumes.host_instance_uuid('host-a', VOLUME)
+    assert first == volumes.host_instance_uuid('host-a', VOLUME)
+    assert first != volumes.host_instance_uuid('host-b', VOLUME)
+    assert first != volumes.host_instance_uuid('host-a', VOLUME[::-1])
+    # A published value: changing it would orphan existing attachments.
+    assert first == str(uuid.uuid5(volumes.HOST_INSTANCE_NAMESPACE,
+                                   'host-a/' + VOLUME))
+
+
+def test_instance_uuid_option():
+    assert parse('local-attach', 'v').instance_uuid is None
+    assert parse('local-attach', 'v', '--instance-uuid',
+                 'None').instance_uuid == ''
+    assert parse('local-attach', 'v', '--instance-uuid',
+                 VOLUME).instance_uuid == VOLUME
+    with pytest.raises(SystemExit):
+        parse('local-attach', 'v', '--instance-uuid', 'nope')

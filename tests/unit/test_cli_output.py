@@ -30,6 +30,7 @@ import yaml
 from ipa_cinder.cli import attach
 from ipa_cinder.cli import base
 from ipa_cinder.cli import errors
+from ipa_cinder.cli import interrupts
 from ipa_cinder.cli import listing
 from ipa_cinder.cli import shell
 from ipa_cinder.common import secrets
@@ -87,6 +88,29 @@ class SignalledShow(base.ShowCommand):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(10)
         return self.show({'not': 'reached'}, parsed_args)
+
+
+class SignalledSteps(base.ShowCommand):
+    """Gets signals inside a deferred section and while undoing."""
+
+    steps = []
+    signals = (signal.SIGHUP,)
+
+    def take_action(self, parsed_args):
+        guard = interrupts.GUARD
+        try:
+            with guard.deferred('a step'):
+                for signum in self.signals:
+                    os.kill(os.getpid(), signum)
+                time.sleep(0.2)
+                self.steps.append('step finished')
+            self.steps.append('not reached')
+        except KeyboardInterrupt:
+            with guard.deferred('undoing', check=False):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                self.steps.append('undone')
+            raise
 
 
 @pytest.fixture(autouse=True)
@@ -316,5 +340,31 @@ def test_sigterm_interrupts_like_ctrl_c(run):
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert (code, out) == (errors.EXIT_INTERRUPTED, '')
-    assert 'ipa-cinder: interrupted' in err
+    assert (code, out) == (errors.EXIT_TERMINATED, '')
+    assert 'ipa-cinder: interrupted by SIGTERM' in err
+
+
+@pytest.mark.parametrize('signals,code', [
+    ((signal.SIGHUP,), errors.EXIT_HANGUP),
+    ((signal.SIGTERM, signal.SIGINT), errors.EXIT_TERMINATED),
+])
+def test_signal_in_a_deferred_step_acts_after_it(run, signals, code):
+    """The step finishes, the undo is not cut short by another signal."""
+    SignalledSteps.steps = []
+    SignalledSteps.signals = signals
+    code_seen, out, err = run(SignalledSteps, None, '-f', 'json')
+    assert code_seen == code
+    assert SignalledSteps.steps == ['step finished', 'undone']
+    assert json.loads(out)['error'] == {
+        'exit_code': code, 'kind': 'interrupted',
+        'message': 'interrupted by %s' % signal.Signals(signals[0]).name}
+    for signum in interrupts.SIGNALS:
+        assert signal.getsignal(signum) != interrupts.GUARD._on_signal
+
+
+def test_interrupted_exit_codes():
+    assert [interrupts.Interrupted(s).exit_code
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [
+        errors.EXIT_INTERRUPTED, errors.EXIT_TERMINATED, errors.EXIT_HANGUP]
+    # Not an Exception: os-brick or keystoneauth cannot swallow it.
+    assert not isinstance(interrupts.Interrupted(signal.SIGINT), Exception)

@@ -177,3 +177,36 @@ def test_power_off_fails_harmlessly(confined_agent):
     assert 'refused by the ipa-cinder sandbox' in agent.read_log()
     # The agent, and this machine, are still here.
     assert agent.command('cinder.list_connections') == {'connections': []}
+
+
+def _as_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def test_state_directory_is_roots_only(sandbox):
+    """No other user may read the sandbox's logs or databases.
+
+    The logs hold CHAP user names, Ironic's database the boot targets'
+    CHAP passwords.
+    """
+    state = os.stat(sandbox.state_dir)
+    assert state.st_uid == 0
+    assert oct(state.st_mode & 0o777) == oct(0o700)
+    info = os.stat(os.path.join(sandbox.state_dir, 'sandbox.json'))
+    assert oct(info.st_mode & 0o777) == oct(0o600)
+    secret_holders = [os.path.join(sandbox.state_dir, 'log', name)
+                      for name in os.listdir(os.path.join(
+                          sandbox.state_dir, 'log'))
+                      if name.endswith('.log')]
+    for root, _dirs, files in os.walk(os.path.join(sandbox.state_dir,
+                                                   'ironic')):
+        secret_holders += [os.path.join(root, n) for n in files]
+    assert secret_holders
+    for path in secret_holders + [sandbox.state_dir]:
+        probe = subprocess.run(['cat', path] if os.path.isfile(path)
+                               else ['ls', path], capture_output=True,
+                               preexec_fn=_as_nobody, timeout=30)
+        assert probe.returncode != 0, path
+        assert b'Permission denied' in probe.stderr, probe.stderr
