@@ -61,7 +61,7 @@ class VMNodeHelpers(object):
         return self._ramdisk
 
     def _free_vm_slot(self):
-        used = {vm.spec.slot for vm in self._vms}
+        used = {vm.slot for vm in self._vms}
         for slot in range(node_network.MAX_VMS):
             if slot not in used:
                 return slot
@@ -88,8 +88,8 @@ class VMNodeHelpers(object):
             disk_mib=SCRATCH_DISK_MIB,
             boot_url='%s/boot.ipxe' % node_network.url(self.layout, 'http'),
             **({'memory_mib': memory_mib} if memory_mib else {}))
-        spec.slot = slot
         machine = vm_mod.VirtualMachine(spec)
+        machine.slot = slot
         password = secrets.token_urlsafe(12)
         machine.bmc_name = bmc.start_bmc(self.box.procs, spec, port,
                                          (BMC_USER, password))
@@ -115,6 +115,19 @@ class VMNodeHelpers(object):
                 'console=ttyS0 ipa-advertise-host=127.0.0.1 '
                 'ipa-advertise-port=%d' % port),
         }
+
+    def set_vm_firmware(self, machine, script=None):
+        """What the VM's firmware runs from its next power-on.
+
+        By default it chains Ironic's ``boot.ipxe`` (as a DHCP server
+        would make it); ``script`` (iPXE commands) models firmware set up
+        otherwise, e.g. an iSCSI boot configured in the NIC's ROM.
+        """
+        settings = machine.spec.to_dict()
+        settings.update(boot_script=script, boot_url=None if script else (
+            '%s/boot.ipxe' % node_network.url(self.layout, 'http')))
+        machine.spec = vm_mod.VMSpec.from_dict(settings)
+        machine.spec.save()
 
     def vm_of(self, node_uuid):
         for machine in self._vms:

@@ -23,13 +23,11 @@ Network: user-mode with ``restrict=on``; guest forwards go from
 :data:`SERVICE_ADDRESS`:<port> to 127.0.0.1:<port> through ``-cmd:``
 (:data:`RELAY_SCRIPT` per connection: the ``-tcp:`` form connects once,
 at start, for one connection only); host forwards bind 127.0.0.1 only.
-Power: ``start``/``stop`` by PID; a guest reboot boots the firmware again in
-the same qemu, a guest power-off ends qemu (the VM reads as off);
-``powerdown`` (ACPI button) and ``reset`` (hard) go through QMP.
-Serial console: ``serial.log``, appended across power-ons. Each power-on
-and reset writes a ``[ipa-cinder-sandbox]`` line, each firmware start
-prints :data:`FIRMWARE_BANNER`: what follows the last of them is the
-current boot, which ``serial_tail`` and ``wait_for_serial`` read.
+Power: ``start``/``stop`` by PID (``vm.json``, the firmware settings, is
+read again at each power-on); a guest reboot boots the firmware again, a
+guest power-off ends qemu; ``powerdown`` and ``reset`` go through QMP.
+Serial console: ``serial.log``, appended across power-ons; what follows the
+last power-on/reset line or :data:`FIRMWARE_BANNER` is the current boot.
 """
 
 import datetime
@@ -266,6 +264,8 @@ class VirtualMachine(object):
         return self.is_running() and self._record()['pid'] or None
 
     def _write_files(self):
+        if os.path.exists(self.spec.path('vm.json')):
+            self.spec = VMSpec.load(self.spec.path('vm.json'))
         os.makedirs(self.spec.directory, exist_ok=True)
         for filename, text in (('firmware.ipxe', self.spec.firmware_script()),
                                ('relay.py', RELAY_SCRIPT)):

@@ -167,6 +167,13 @@ def test_iscsi_initiator_tools_present(ramdisk):
         assert ramdisk.exists('usr/sbin/' + tool, 'sbin/' + tool), tool
 
 
+def test_firmware_iscsi_sessions_are_visible(ramdisk):
+    # iscsi_ibft loaded at boot: IPA's start-up logs in to the target the
+    # firmware booted or hooked, and cleaning can disconnect it.
+    assert ramdisk.exists('etc/modules-load.d/ipa-cinder-ibft.conf')
+    assert ramdisk.exists('usr/sbin/iscsistart', 'sbin/iscsistart')
+
+
 def test_no_initiator_name_baked_in(ramdisk):
     assert not ramdisk.exists('etc/iscsi/initiatorname.iscsi')
     iscsi_dir = os.path.join(ramdisk.dir, 'etc', 'iscsi')
@@ -190,7 +197,8 @@ def test_kernel_modules_match_the_kernel(ramdisk):
         with open(os.path.join(ramdisk.dir, modules, index)) as f:
             available += f.read()
     # A module (modules.dep) or built into the kernel (modules.builtin).
-    for module in ('iscsi_tcp', 'virtio_net', 'virtio_blk', 'virtio_pci',
+    for module in ('iscsi_tcp', 'iscsi_ibft', 'virtio_net', 'virtio_blk',
+                   'virtio_pci',
                    'ext4'):
         assert re.search(r'/%s\.ko(\.\w+)?(:|$)' % module, available,
                          re.M), module

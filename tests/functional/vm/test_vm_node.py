@@ -21,9 +21,12 @@ os-brick logs in with the guest kernel's initiator and writes the test OS
 onto the boot volume. Ironic then reboots the VM with the iPXE script it
 rendered, which sanboots the volume; the test OS prints the initiator name
 it booted with (from the iBFT iPXE published, and from the file the deploy
-wrote into it). Undeploy, with the node's automated cleaning on, boots the
-ramdisk again: the cinder clean step runs before the erase step, which
-wipes the VM's scratch disk and never the volume.
+wrote into it). Undeploy leaves nothing. Then the node is cleaned with its
+boot volume still attached (what an undeploy that lost Cinder leaves) and
+its firmware set to boot that volume: IPA's start-up logs in to it from
+the iBFT, and the cinder clean step must log that session out and delete
+the attachment before the erase step, which wipes the VM's scratch disk
+and never the volume.
 
 Every failure prints the VM's serial console, its BMC's log and Ironic's
 view of the node.
@@ -144,9 +147,6 @@ def flow(sandbox, test_os):
                        'image_disk_format': 'raw'},
         properties={'capabilities': 'boot_mode:bios,iscsi_boot:true'})
     try:
-        # Set once available: with it, "provide" would clean right away.
-        sandbox.ironic.patch('/v1/nodes/%s' % node['uuid'], [
-            {'op': 'replace', 'path': '/automated_clean', 'value': True}])
         yield Flow(sandbox, node, machine)
     finally:
         sandbox.remove_vm(machine)
@@ -181,17 +181,8 @@ def _acl_initiators(sandbox, volume_id):
     return found
 
 
-def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
-        sandbox, flow, test_os):
-    boot = sandbox.create_volume(size=1, volume_type='iscsi-node')
-    data = sandbox.create_volume(size=1, volume_type='iscsi-node')
-    _targets(sandbox, flow.node, [boot, data])
-    scratch = flow.machine.spec.path('disk.raw')
-    with open(scratch, 'ab') as f:
-        f.truncate(flow.machine.spec.disk_mib << 20)
-    with open(scratch, 'r+b') as f:
-        f.write(SCRATCH_SIGNATURE)
-
+def _deploy_and_check(sandbox, flow, test_os, boot, data):
+    """Deploy; check attachments, ACLs, portal and the written image."""
     with flow.explained('deploy'):
         sandbox.set_provision_state(flow.uuid, 'active')
         active, states = flow.wait_state('active', DEPLOY_TIMEOUT)
@@ -201,20 +192,17 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
     if waited and after:
         flow.timeline.append(('ramdisk boot to first heartbeat',
                               after[0] - waited[0]))
-
     initiator = _node_initiator(sandbox, flow.node)
     info = active['driver_internal_info']
     assert sorted(info['cinder_attachments']) == sorted([boot['id'],
                                                          data['id']])
     for volume in (boot, data):
-        attachments = sandbox.cinder.get(
-            '/attachments/detail?volume_id=%s' % volume['id'])['attachments']
-        assert [(a['status'], a['instance']) for a in attachments] == [
-            ('attached', flow.uuid)], attachments
+        assert [(a['status'], a['instance']) for a in _attachments(
+            sandbox, volume)] == [('attached', flow.uuid)]
         assert _acl_initiators(sandbox, volume['id']) == {initiator}
-    target = sandbox.ironic.get('/v1/volume/targets?node=%s&detail=True'
-                                % flow.uuid)['targets']
-    boot_target = [t for t in target if t['boot_index'] == 0][0]
+    targets = sandbox.ironic.get('/v1/volume/targets?node=%s&detail=True'
+                                 % flow.uuid)['targets']
+    boot_target = [t for t in targets if t['boot_index'] == 0][0]
     assert boot_target['properties']['target_portal'] == \
         node_network.iscsi_portal(sandbox.layout)
 
@@ -229,6 +217,61 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
             _debugfs_cat(test_os['path'], offset, name), name
     assert ('InitiatorName=%s' % initiator).encode() in _debugfs_cat(
         volume_file, offset, '/etc/iscsi/initiatorname.iscsi')
+    return initiator, info['cinder_connector'], volume_file
+
+
+def _attachments(sandbox, volume):
+    return sandbox.cinder.get('/attachments/detail?volume_id=%s'
+                              % volume['id'], microversion='3.44')[
+        'attachments']
+
+
+def _leftover_attachment(sandbox, flow, volume, connector):
+    """An attachment of the node that undeploy did not delete.
+
+    Created as the conductor creates them (the node's connector, the node
+    as instance) and completed: what an undeploy that lost Cinder leaves.
+    """
+    attachment = sandbox.cinder.post('/attachments', {'attachment': {
+        'volume_uuid': volume['id'], 'instance_uuid': flow.uuid,
+        'connector': connector, 'mode': 'rw'}},
+        microversion='3.54')['attachment']
+    sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
+                        {'os-complete': None}, microversion='3.44')
+    return attachment['connection_info']
+
+
+def _firmware_iscsi_boot(sandbox, initiator, info):
+    """iPXE commands of NIC firmware set up to boot ``info``'s target.
+
+    It hooks the volume (which publishes the iBFT the ramdisk's IPA logs
+    in with) and then chains Ironic's boot script as usual.
+    """
+    host, port = info['target_portal'].rsplit(':', 1)
+    return '\n'.join([
+        'dhcp',
+        'set initiator-iqn %s' % initiator,
+        'set username %s' % info['auth_username'],
+        'set password %s' % info['auth_password'],
+        'sanhook --drive 0x81 iscsi:%s::%s:%d:%s || '
+        'echo ipa-cinder-sandbox: sanhook failed' % (
+            host, port, int(info['target_lun']), info['target_iqn']),
+        'chain %s/boot.ipxe' % node_network.url(sandbox.layout, 'http')])
+
+
+def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
+        sandbox, flow, test_os):
+    boot = sandbox.create_volume(size=1, volume_type='iscsi-node')
+    data = sandbox.create_volume(size=1, volume_type='iscsi-node')
+    _targets(sandbox, flow.node, [boot, data])
+    scratch = flow.machine.spec.path('disk.raw')
+    with open(scratch, 'ab') as f:
+        f.truncate(flow.machine.spec.disk_mib << 20)
+    with open(scratch, 'r+b') as f:
+        f.write(SCRATCH_SIGNATURE)
+
+    initiator, connector, volume_file = _deploy_and_check(
+        sandbox, flow, test_os, boot, data)
 
     # Ironic reboots the VM into the iPXE script it rendered: sanboot.
     with flow.explained('sanboot to the test OS marker'):
@@ -236,23 +279,39 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
             '%s|%s' % (MARKER.pattern, FAILED.pattern), BOOT_TIMEOUT)
         match = MARKER.search(found.group(0))
         assert match, found.group(0)
-    ibft, os_initiator, root, marker = match.groups()
+    ibft, os_initiator, _root, marker = match.groups()
     assert ibft == initiator
     assert os_initiator == initiator
     assert marker == test_os['marker']
-    booted_sha = _sha256_file(volume_file)
 
-    with flow.explained('undeploy and cleaning'):
+    with flow.explained('undeploy'):
         sandbox.set_provision_state(flow.uuid, 'deleted')
-        flow.wait_state('available', CLEAN_TIMEOUT)
+        flow.wait_state('available', 300)
     for volume in (boot, data):
-        assert sandbox.cinder.get('/attachments/detail?volume_id=%s'
-                                  % volume['id'])['attachments'] == []
+        assert _attachments(sandbox, volume) == []
         assert sandbox.get_volume(volume['id'])['status'] == 'available'
         assert not [iqn for iqn in sandbox.box.tgt.targets().values()
                     if volume['id'] in iqn]
-    # The erase step ran (on the scratch disk), after the cinder step, and
-    # the volume's bytes are those the booted OS left.
+    booted_sha = _sha256_file(volume_file)
+
+    # Cleaning with the boot volume still attached (an undeploy that lost
+    # Cinder) and the node's firmware set to boot it: IPA's start-up logs
+    # in to it from the iBFT; the cinder step must log that session out
+    # and delete the attachment before the erase step runs.
+    info = _leftover_attachment(sandbox, flow, boot, connector)['data']
+    sandbox.set_vm_firmware(flow.machine,
+                            _firmware_iscsi_boot(sandbox, initiator, info))
+    with flow.explained('cleaning with a firmware iSCSI session'):
+        sandbox.ironic.patch('/v1/nodes/%s' % flow.uuid, [
+            {'op': 'replace', 'path': '/automated_clean', 'value': True}])
+        sandbox.set_provision_state(flow.uuid, 'manage')
+        flow.wait_state('manageable', 120)
+        sandbox.set_provision_state(flow.uuid, 'provide')
+        flow.wait_state('available', CLEAN_TIMEOUT)
+    assert _attachments(sandbox, boot) == []
+    assert sandbox.get_volume(boot['id'])['status'] == 'available'
+    # The erase step ran (on the scratch disk), after the cinder step,
+    # which logged the firmware's session out; the volume is untouched.
     with open(scratch, 'rb') as f:
         assert f.read(len(SCRATCH_SIGNATURE)) != SCRATCH_SIGNATURE
     assert _sha256_file(volume_file) == booted_sha
@@ -260,5 +319,9 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
     detach = log.find("'step': 'cinder_detach_volumes'")
     erase = log.find("'step': 'erase_devices_metadata'")
     assert 0 <= detach < erase, (detach, erase)
+    result = re.search(r'cinder\.disconnect_all for node %s returned '
+                       r'result (.*)' % flow.uuid, log[detach:erase])
+    assert result and info['target_iqn'] in result.group(1), (
+        result and result.group(1))
     for phase, seconds in flow.timeline:
         print('\n%-40s %6.1f s' % (phase, seconds))
