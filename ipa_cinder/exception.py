@@ -24,6 +24,7 @@ Hierarchy::
       InvalidIdentifier (ValueError)       a volume or attachment id
       NoStorageIdentity                    no initiator, NQN, WWPN nor IP
       VolumeConnectionError                os-brick connect/disconnect
+        IscsiSessionError                    listing or logging out a session
       UnusableDevice (ValueError)          not a block device we can open
       DeviceTimeout                        a device that did not answer in time
       CinderError                          a Cinder API call
@@ -75,6 +76,22 @@ class VolumeConnectionError(IpaCinderError):
     The message names the volume (and the attachment) and never carries a
     secret.
     """
+
+
+class IscsiSessionError(VolumeConnectionError):
+    """An iSCSI session of this host could not be listed or logged out.
+
+    Sessions of no recorded connection included (a firmware/iBFT login).
+    The message names the portal and the target, never a credential.
+
+    :ivar portal: the session's portal, when one session is at fault.
+    :ivar target_iqn: its target, likewise.
+    """
+
+    def __init__(self, message, portal=None, target_iqn=None):
+        self.portal = portal
+        self.target_iqn = target_iqn
+        super().__init__(secrets.safe_text(message))
 
 
 class CinderError(IpaCinderError):

@@ -28,9 +28,12 @@ mode="rw", boot=False, multipath=False)``
     The node side of the ``cinder_configure_boot`` deploy step: write the
     initiator name into the OS on the boot volume (default: this node's
     connector's).
-``cinder.disconnect_all()``
+``cinder.disconnect_all(all_iscsi_sessions=False)``
     The node side of the ``cinder_disconnect_volumes`` deploy step: flush
-    and disconnect every connected volume; the attachments stay.
+    and disconnect every connected volume; the attachments stay. With
+    ``all_iscsi_sessions`` (the ``cinder_detach_volumes`` clean step), also
+    flush and log out every other iSCSI session, such as the firmware's
+    (iBFT) that IPA logged in to at start-up.
 
 The conductor runs every command synchronously from its own deploy steps,
 so none of them costs a heartbeat, and the hardware manager reports no
@@ -178,6 +181,11 @@ def _validate_get_connector(self, multipath=False, enforce_multipath=False,
     _initiator(initiator)
 
 
+def _validate_disconnect_all(self, all_iscsi_sessions=False, **extra):
+    _unknown('cinder.disconnect_all', extra)
+    _bool('all_iscsi_sessions', all_iscsi_sessions)
+
+
 def _validate_configure_boot(self, initiator=None, **extra):
     _unknown('cinder.configure_boot', extra)
     _initiator(initiator)
@@ -311,19 +319,27 @@ class CinderExtension(base.BaseAgentExtension):
         result['volume_id'] = record['volume_id']
         return result
 
-    @base.async_command('disconnect_all',
-                        _no_parameters('cinder.disconnect_all'))
+    @base.async_command('disconnect_all', _validate_disconnect_all)
     @METRICS.timer('CinderExtension.disconnect_all')
-    def disconnect_all(self):
-        """Flush and disconnect every volume; the attachments stay."""
+    def disconnect_all(self, all_iscsi_sessions=False):
+        """Flush and disconnect every volume; the attachments stay.
+
+        :param all_iscsi_sessions: also log out every iSCSI session that
+            no connection record knows (a firmware/iBFT login, a crashed
+            agent's), so that cleaning sees no disk of a SAN.
+        """
+        all_iscsi_sessions = _bool('all_iscsi_sessions', all_iscsi_sessions)
         try:
-            records = self.connections.disconnect_all()
+            records, sessions = self.connections.disconnect_all(
+                all_iscsi_sessions=all_iscsi_sessions)
         except exception.VolumeConnectionError as e:
             raise errors.CommandExecutionError(
                 '%s%s' % (_node_prefix(), secrets.safe_text(e)))
-        LOG.info('cinder_disconnect_volumes: disconnected %d volume(s)',
-                 len(records))
-        return {'disconnected': [r['volume_id'] for r in records]}
+        LOG.info('cinder.disconnect_all: disconnected %d volume(s), logged '
+                 'out of %d other iSCSI session(s)', len(records),
+                 len(sessions))
+        return {'disconnected': [r['volume_id'] for r in records],
+                'sessions_logged_out': sessions}
 
 
 def _public(record):

@@ -19,7 +19,9 @@ and it composes with it:
   Cinder volume; otherwise the generic manager decides.
 * ``filter_device``: connected volumes (and their partitions) are removed
   from IPA's block device listings, which keeps them out of every cleaning
-  erase and out of root device selection.
+  erase and out of root device selection. So is every device of an iSCSI
+  session (found in sysfs), recorded or not: a disk of the firmware's
+  iBFT login stays out of reach even when its logout failed.
 
 It reports no deploy step: the node-side work of the ``cinder-agent`` deploy
 interface's steps runs as commands of the ``cinder`` extension, which the
@@ -33,6 +35,7 @@ from oslo_log import log
 
 from ipa_cinder.common import log_filter
 from ipa_cinder.host import connections
+from ipa_cinder.host import iscsi_sessions
 
 LOG = log.getLogger(__name__)
 
@@ -70,9 +73,16 @@ class CinderHardwareManager(hardware.HardwareManager):
         return record['device_path']
 
     def filter_device(self, device):
-        if (isinstance(device, hardware.BlockDevice)
-                and self.connections.is_connected_device(device.name)):
+        if not isinstance(device, hardware.BlockDevice):
+            raise errors.IncompatibleHardwareMethodError()
+        if self.connections.is_connected_device(device.name):
             LOG.debug('Hiding %s from block device listings: it is a '
                       'connected Cinder volume', device.name)
+            return None
+        session = iscsi_sessions.session_of_device(device.name)
+        if session is not None:
+            LOG.info('Hiding %s from block device listings: it belongs to '
+                     'iSCSI session %s (a SAN volume is never erased nor '
+                     'chosen as root device)', device.name, session)
             return None
         raise errors.IncompatibleHardwareMethodError()

@@ -336,14 +336,20 @@ class CinderAgentDeploy(agent.AgentDeploy):
         """Disconnect Cinder volumes on the agent and delete attachments.
 
         Runs before every erase step, so an erase never reaches a volume.
+        The agent also logs out every iSCSI session it has no record of
+        (the firmware's iBFT login, which IPA repeats at start-up): a
+        session it cannot log out fails the step, naming portal and
+        target, rather than leave a SAN disk to the erase steps.
         """
         node = task.node
         try:
-            gone = volumes.NodeVolumes(task, None).disconnect_on_agent()
+            gone = volumes.NodeVolumes(task, None).disconnect_on_agent(
+                all_iscsi_sessions=True)
         except exception.AgentCommandError as e:
             raise ironic_exc.NodeCleaningFailure(
-                node=node.uuid, reason='cannot disconnect volumes on the '
-                'agent: %s' % e)
+                node=node.uuid, reason='cannot disconnect volumes or log '
+                'out of iSCSI sessions on the agent; no erase step may run '
+                'while a SAN disk is visible: %s' % e)
         LOG.info('Node %(node)s: agent disconnected %(count)d volume(s)',
                  {'node': node.uuid, 'count': len(gone)})
         try:

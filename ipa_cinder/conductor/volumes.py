@@ -349,13 +349,21 @@ class NodeVolumes(object):
 
     # detach
 
-    def disconnect_on_agent(self):
-        """Ask the agent to disconnect everything it has connected."""
-        result = agent_commands.run(self.task, 'cinder.disconnect_all')
+    def disconnect_on_agent(self, all_iscsi_sessions=False):
+        """Disconnect on the agent (if asked, every iSCSI session too)."""
+        # Without the flag, the parameters an older agent knows.
+        params = {'all_iscsi_sessions': True} if all_iscsi_sessions else {}
+        result = agent_commands.run(self.task, 'cinder.disconnect_all',
+                                    params)
         gone = result.get('disconnected') or []
         for volume_id in gone:
             LOG.info('Node %(node)s: agent disconnected volume %(vol)s',
                      {'node': self.node.uuid, 'vol': volume_id})
+        for session in result.get('sessions_logged_out') or []:
+            LOG.info('Node %(node)s: agent logged out of iSCSI portal '
+                     '%(portal)s, target %(iqn)s (firmware/iBFT or leftover '
+                     'session)', dict(node=self.node.uuid, iqn=session.get(
+                         'target_iqn'), portal=session.get('portal')))
         return gone
 
     def delete_all(self):

@@ -31,6 +31,7 @@ from ipa_cinder import exception
 from ipa_cinder.host import blockdev
 from ipa_cinder.host import brick
 from ipa_cinder.host import iscsi
+from ipa_cinder.host import iscsi_sessions
 from ipa_cinder.host import registry as registry_mod
 
 LOG = log.getLogger(__name__)
@@ -288,8 +289,11 @@ class VolumeConnections(object):
                 self._disconnect_record(record, force=force)
             return records
 
-    def disconnect_all(self, force=False):
-        """Disconnect every recorded connection (cleaning, tear down)."""
+    def disconnect_all(self, force=False, all_iscsi_sessions=False):
+        """Disconnect every recorded connection (cleaning, tear down).
+
+        :returns: (records, what iscsi_sessions.logout_all logged out).
+        """
         with self.registry.locked():
             records = self.registry.list()
             errors = []
@@ -298,9 +302,11 @@ class VolumeConnections(object):
                     self._disconnect_record(record, force=force)
                 except exception.VolumeConnectionError as e:
                     errors.append(str(e))
+            sessions = (iscsi_sessions.logout_all(force, errors)
+                        if all_iscsi_sessions else [])
             if errors:
                 raise exception.VolumeConnectionError('; '.join(errors))
-            return records
+            return records, sessions
 
     # Internals
 

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""What an iSCSI login needs on this host, and why one failed.
+"""What an iSCSI login needs on this host, and why one (or a logout) failed.
 
 The kernel loads ``iscsi_tcp`` on the first login (iscsid asks for it), so
 a fresh ramdisk has no iSCSI module loaded and that is fine: what a login
@@ -42,6 +42,11 @@ _REASONS = {
         '(ISCSI_ERR_LOGIN_AUTH_FAILED)',
 }
 _COMMAND_TIMEOUT = 30
+# What a failed listing or logout means (a login's reasons do not fit).
+_SESSION_REASONS = {
+    8: 'the logout timed out (ISCSI_ERR_TRANS_TIMEOUT)',
+    20: _REASONS[20],
+}
 
 
 def _session_query():
@@ -95,6 +100,21 @@ def login_failure(exc):
     text = secrets.safe_text(exc)
     if 'authoriz' in text.lower() or 'authentic' in text.lower():
         return 'the target refused the CHAP credentials (%s)' % text
+    return text
+
+
+def command_failure(exc):
+    """A masked, short explanation of a failed session listing or logout."""
+    code = getattr(exc, 'exit_code', None)
+    if code in _SESSION_REASONS:
+        return _SESSION_REASONS[code]
+    detail = (getattr(exc, 'stderr', None)
+              or getattr(exc, 'description', None) or exc)
+    text = ' '.join(secrets.safe_text(detail).split())
+    if len(text) > 240:
+        text = text[:240] + '...'
+    if code not in (None, -1):
+        return 'exit code %s: %s' % (code, text)
     return text
 
 

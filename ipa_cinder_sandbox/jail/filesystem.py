@@ -29,6 +29,10 @@ from ipa_cinder_sandbox.jail import devices as devices_mod
 
 REFUSED_TOOLS = ('poweroff', 'reboot', 'halt', 'shutdown', 'systemctl',
                  'telinit')
+# With iSCSI sessions of its own, the host's iscsiadm could log them out
+# (the cleaning step logs out every session it sees): then no iSCSI tool.
+ISCSI_TOOLS = ('iscsiadm', 'iscsistart')
+ISCSI_SESSIONS = '/sys/class/iscsi_session'
 TOOL_DIRS = ('/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin',
              '/usr/local/bin')
 
@@ -79,11 +83,20 @@ def _private_dev(granted):
     os.symlink('/proc/self/fd', '/dev/fd')
 
 
+def refused_tools():
+    """The tools the agent may not run on this host."""
+    try:
+        sessions = os.listdir(ISCSI_SESSIONS)
+    except OSError:
+        sessions = []
+    return REFUSED_TOOLS + (ISCSI_TOOLS if sessions else ())
+
+
 def _refuse_power_tools(refuse_script):
     """Bind the refusing script over each power tool; returns the targets."""
     refused = set()
     for directory in TOOL_DIRS:
-        for tool in REFUSED_TOOLS:
+        for tool in refused_tools():
             target = os.path.realpath(os.path.join(directory, tool))
             if os.path.isfile(target) and target not in refused:
                 _mount('--bind', '-o', 'ro', refuse_script, target)

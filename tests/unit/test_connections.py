@@ -231,6 +231,18 @@ def test_iscsi_login_failure_is_named_and_masked(conns, exit_code, reason):
     assert conns.list() == []
 
 
+def test_disconnect_all_leaves_other_sessions_alone(conns, loop_device):
+    """Without all_iscsi_sessions (deploy step 45) iscsiadm never runs."""
+    device, _backing = loop_device
+    conns.connect(VOLUME, ATTACHMENT, local(device))
+    with mock.patch.object(processutils, 'execute', autospec=True,
+                           side_effect=AssertionError('iscsiadm ran')):
+        records, sessions = conns.disconnect_all()
+    assert [r['volume_id'] for r in records] == [VOLUME]
+    assert sessions == []
+    assert conns.list() == []
+
+
 def test_connected_device_and_partitions_detected(conns, loop_device):
     device, _backing = loop_device
     conns.connect(VOLUME, ATTACHMENT, local(device))

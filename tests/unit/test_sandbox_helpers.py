@@ -159,3 +159,16 @@ def test_children_stop_and_leftovers(tmp_path):
         child.kill()
         child.wait()
     assert process.command_line(child.pid) is None
+
+
+def test_jail_refuses_iscsi_tools_when_the_host_has_sessions(
+        tmp_path, monkeypatch):
+    from ipa_cinder_sandbox.jail import filesystem
+    sessions = tmp_path / 'iscsi_session'
+    monkeypatch.setattr(filesystem, 'ISCSI_SESSIONS', str(sessions))
+    assert 'iscsiadm' not in filesystem.refused_tools()
+    sessions.mkdir()
+    assert 'iscsiadm' not in filesystem.refused_tools()
+    (sessions / 'session1').mkdir()
+    assert {'iscsiadm', 'iscsistart', 'poweroff'} <= set(
+        filesystem.refused_tools())
