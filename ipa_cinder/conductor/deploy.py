@@ -258,6 +258,7 @@ class CinderAgentDeploy(agent.AgentDeploy):
         # The operating system lives on the volume, with its bootloader:
         # nothing to install, the boot interface boots the volume (iPXE
         # renders sanboot from the boot target's properties).
+        ramdisk_boot.forget_ramdisk_boot_config(task)
         task.driver.boot.prepare_instance(task)
 
     @METRICS.timer('CinderAgentDeploy.cinder_disconnect_volumes')

@@ -25,12 +25,20 @@ yet instead of the deploy ramdisk (and fail formatting its LUN).
 
 So a deploy of such a node prepares as the parent does, in its order,
 without the mark (removed if an earlier attempt left it);
-``cinder_attach_volumes`` sets it once the volume is attached.
+``cinder_attach_volumes`` sets it once the volume is attached. PXE-based
+boot interfaces render a node's configuration once, for the ramdisk, and
+for the instance only switch the label it starts from; the SAN-boot
+section exists only if the mark was set when it was rendered. So before
+``prepare_instance`` the ramdisk's configuration is removed, and the boot
+interface renders the volume's.
 """
 
+from ironic.common import pxe_utils
 from ironic.common import states
+from ironic.common import utils as ironic_utils
 from ironic.conductor import utils as manager_utils
 from ironic.drivers.modules import deploy_utils
+from ironic.drivers.modules import pxe_base
 from oslo_config import cfg
 from oslo_log import log
 
@@ -77,3 +85,20 @@ def prepare_deploy(deploy, task):
         return
     if CONF.agent.manage_agent_boot:
         deploy_utils.prepare_agent_boot(task)
+
+
+def forget_ramdisk_boot_config(task):
+    """Remove the ramdisk's PXE/iPXE configuration file of the node.
+
+    Without it, a PXE-based boot interface's ``prepare_instance`` renders
+    the node's configuration again, with the boot volume's section.
+    """
+    boot = task.driver.boot
+    if not isinstance(boot, pxe_base.PXEBaseMixin):
+        return
+    path = pxe_utils.get_pxe_config_file_path(
+        task.node.uuid, ipxe_enabled=boot.ipxe_enabled,
+        http_boot_enabled=getattr(boot, 'http_boot_enabled', False))
+    LOG.debug('Node %s: rendering the boot configuration again for its '
+              'boot volume (was %s)', task.node.uuid, path)
+    ironic_utils.unlink_without_raise(path)
