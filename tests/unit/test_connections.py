@@ -33,6 +33,7 @@ from ipa_cinder.host import blockdev
 from ipa_cinder.host import connections
 from ipa_cinder.host import iscsi as iscsi_mod
 from ipa_cinder.host import registry
+from tests import blockdevs
 
 VOLUME = '1f6c2b9e-3b0e-4c59-8f6e-0d7d7a4b2c01'
 VOLUME2 = '2a7d3c0f-4c1f-4d6a-9a7f-1e8e8b5c3d02'
@@ -340,15 +341,6 @@ def test_reused_device_is_not_touched_on_disconnect(conns, loop_device,
 # the agent for good.
 
 
-def _unregistered_block_major():
-    """A block major no driver has registered: opening it gives ENXIO."""
-    with open('/proc/devices') as f:
-        text = f.read()
-    used = {int(line.split()[0]) for line in
-            text.split('Block devices:', 1)[1].splitlines() if line.strip()}
-    return next(m for m in range(240, 255) if m not in used)
-
-
 @pytest.fixture
 def hostile_paths(tmp_path):
     """{kind: path} of everything that is not a usable block device."""
@@ -360,7 +352,7 @@ def hostile_paths(tmp_path):
     regular.write_text('not a volume')
     unopenable = str(tmp_path / 'no-driver')
     os.mknod(unopenable, 0o600 | stat.S_IFBLK,
-             os.makedev(_unregistered_block_major(), 0))
+             os.makedev(blockdevs.unregistered_block_major(), 0))
     link = str(tmp_path / 'link-to-proc')
     os.symlink('/proc/self/status', link)
     return {'a FIFO': fifo, 'a regular file': str(regular),

@@ -32,16 +32,10 @@ import uuid
 
 import pytest
 
+from tests import blockdevs
+
 #: A refusal, and the next command, take less than this (seconds).
 AT_ONCE = 10
-
-
-def _unregistered_block_major():
-    with open('/proc/devices') as f:
-        text = f.read()
-    used = {int(line.split()[0]) for line in
-            text.split('Block devices:', 1)[1].splitlines() if line.strip()}
-    return next(m for m in range(240, 255) if m not in used)
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +57,7 @@ def hostile(agent):
         f.write('not a volume\n' * 100)
     if not os.path.exists(paths['unopenable block device']):
         os.mknod(paths['unopenable block device'], 0o600 | stat.S_IFBLK,
-                 os.makedev(_unregistered_block_major(), 0))
+                 os.makedev(blockdevs.unregistered_block_major(), 0))
     return paths
 
 
