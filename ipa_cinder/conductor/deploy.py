@@ -259,7 +259,8 @@ class CinderAgentDeploy(agent.AgentDeploy):
         # nothing to install, the boot interface boots the volume (iPXE
         # renders sanboot from the boot target's properties).
         ramdisk_boot.forget_ramdisk_boot_config(task)
-        task.driver.boot.prepare_instance(task)
+        with ramdisk_boot.only_boot_volume(task):
+            task.driver.boot.prepare_instance(task)
 
     @METRICS.timer('CinderAgentDeploy.cinder_disconnect_volumes')
     @base.deploy_step(priority=45)

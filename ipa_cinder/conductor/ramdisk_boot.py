@@ -33,6 +33,8 @@ section exists only if the mark was set when it was rendered. So before
 interface renders the volume's.
 """
 
+import contextlib
+
 from ironic.common import pxe_utils
 from ironic.common import states
 from ironic.common import utils as ironic_utils
@@ -102,3 +104,24 @@ def forget_ramdisk_boot_config(task):
     LOG.debug('Node %s: rendering the boot configuration again for its '
               'boot volume (was %s)', task.node.uuid, path)
     ironic_utils.unlink_without_raise(path)
+
+
+@contextlib.contextmanager
+def only_boot_volume(task):
+    """Show the boot interface the node's boot volume target alone.
+
+    Ironic's iPXE template hooks every iSCSI volume target of the node
+    (``sanhook``) before it SAN-boots the boot volume, and iPXE describes
+    each hooked volume in the iBFT it builds in a fixed area of base memory
+    (``XBFTAB_SIZE``; the iBFT format itself has two target slots). With a
+    data volume and Cinder's target names that area overflows ("Could not
+    describe SAN devices: No space left on device") and the node never
+    boots. The OS on the boot volume logs in to its other volumes itself,
+    with the initiator name the deploy wrote into it.
+    """
+    targets = task.volume_targets
+    task.volume_targets = [t for t in targets if t.boot_index == 0]
+    try:
+        yield
+    finally:
+        task.volume_targets = targets
