@@ -33,7 +33,6 @@ view of the node.
 """
 
 import contextlib
-import hashlib
 import os
 import re
 import subprocess
@@ -42,6 +41,7 @@ import time
 import pytest
 
 from ipa_cinder_sandbox import boot_image
+from ipa_cinder_sandbox.demo import checksums
 from ipa_cinder_sandbox import node_network
 
 # Under TCG the ramdisk takes about 3 minutes to its first heartbeat on
@@ -59,16 +59,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 
 def _sha256_file(path, size=None):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        left = size if size is not None else os.path.getsize(path)
-        while left > 0:
-            chunk = f.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
+    return checksums.sha256_of(
+        path, os.path.getsize(path) if size is None else size)
 
 
 def _debugfs_cat(path, offset, name):
