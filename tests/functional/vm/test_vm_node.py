@@ -40,6 +40,7 @@ import time
 
 import pytest
 
+from ipa_cinder.common import connection
 from ipa_cinder_sandbox import boot_image
 from ipa_cinder_sandbox.demo import checksums
 from ipa_cinder_sandbox import node_network
@@ -230,7 +231,7 @@ def _leftover_attachment(sandbox, flow, volume, connector):
         microversion='3.54')['attachment']
     sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
                         {'os-complete': None}, microversion='3.44')
-    return attachment['connection_info']
+    return connection.from_attachment(attachment['connection_info'])
 
 
 def _firmware_iscsi_boot(sandbox, initiator, info):
