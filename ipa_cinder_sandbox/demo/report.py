@@ -51,7 +51,7 @@ class ReportSections(object):
 
     def _report_agent_log(self, agent_log, volume):
         for line in ('Install device is the boot volume %s' % volume['id'],
-                     'cinder_disconnect_volumes: disconnected 1 volume'):
+                     'cinder.disconnect_all: disconnected 1 volume'):
             if line in agent_log:
                 self.say('Agent log: "%s"', line)
 

@@ -69,7 +69,7 @@ def test_bfv_deploy_local_end_to_end(sandbox, deployer):
     assert 'iqn' in connectors
     log = agent.read_log()
     assert 'Install device is the boot volume %s' % volume['id'] in log
-    assert 'cinder_disconnect_volumes: disconnected 1 volume' in log
+    assert 'cinder.disconnect_all: disconnected 1 volume' in log
 
     deployer.undeploy(node)
     assert deployer.attachments(volume['id']) == []
