@@ -47,8 +47,11 @@ functional: system-deps
 test: system-deps docs
 	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
 
+# About 10 minutes: its main act deploys a VM node over iSCSI and boots it
+# from its volume (plus 5-7 minutes when the IPA ramdisk must be built).
+# make demo DEMO_ARGS=--skip-vm shows the one-minute version.
 demo: system-deps
-	$(VENV)/bin/python -W ignore -m ipa_cinder_sandbox.demo
+	$(VENV)/bin/python -W ignore -m ipa_cinder_sandbox.demo $(DEMO_ARGS)
 
 # Figures, not a gate, in one run on a private sandbox (about 15 minutes):
 # BFV vs direct deploys, the plugin's cost, attach 1 vs 4 volumes, Cinder

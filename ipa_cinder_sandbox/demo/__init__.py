@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""``make demo``: a boot-from-volume deploy with real services, narrated.
+"""``make demo``: boot-from-volume deploys with real services, narrated.
 
 Run as root: ``python -m ipa_cinder_sandbox.demo``. It
 
@@ -17,26 +17,38 @@ Run as root: ``python -m ipa_cinder_sandbox.demo``. It
    this plugin for its connector and connects a volume by hand;
 2. brings the sandbox up under ``.sandbox-demo`` (ports from 18600):
    RabbitMQ, tgtd, Cinder 29, Ironic 39, an image server;
-3. creates a boot volume on Cinder's ``local`` backend, enrolls a
-   fake-hardware node with the ``cinder-agent`` deploy interface, a boot
-   volume target and the sandbox's test image, and deploys it with a real
-   IPA;
-4. prints the timeline (each deploy step, each Cinder call), the
-   attachment, the volume's status, the image's checksum on the volume and
-   the boot configuration Ironic's iPXE boot interface reads;
-5. undeploys, shows the volume available with no attachment left;
-6. renders, with Ironic's own code, the iPXE sanboot script for an iSCSI
-   boot volume (CHAP masked);
-7. tears the sandbox down, also on failure or Ctrl-C.
+3. (act 2, about half a minute) creates a boot volume on Cinder's
+   ``local`` backend, enrolls a fake-hardware node with the
+   ``cinder-agent`` deploy interface, a boot volume target and the
+   sandbox's test image, and deploys it with a real IPA; prints the
+   timeline (each deploy step, each Cinder call), the attachment, the
+   volume's status, the image's checksum on the volume and the boot
+   configuration Ironic's iPXE boot interface reads; undeploys, shows the
+   volume available with no attachment left; renders, with Ironic's own
+   code, the iPXE sanboot script for an iSCSI boot volume (CHAP masked);
+4. (act 3, the main act, 5-10 minutes under TCG; ``--skip-vm`` skips it)
+   deploys a qemu VM node (``cinder-ipmi``: ipmitool power through the
+   VM's BMC, ipxe boot) over kernel iSCSI onto two ``iscsi-node``
+   volumes with the checkout's IPA ramdisk, narrating each provision
+   state and the VM's console milestones; shows the node's initiator, the
+   attachments, the boot portal as the VM sees it and the iPXE script
+   Ironic wrote for the node (CHAP masked); watches the VM sanboot its
+   volume into the test OS, whose console line carries the initiator
+   names it booted with; undeploys without cleaning, removes the VM and
+   prints the act's timeline table (:mod:`.vm_act`, :mod:`.vm_console`);
+5. tears the sandbox down, also on failure or Ctrl-C.
 
 
-:func:`run` is the core: it takes a running
+:func:`run` is act 2's core and :func:`ipa_cinder_sandbox.demo.vm_act.run`
+act 3's: each takes a running
 :class:`ipa_cinder_sandbox.handle.SandboxHandle` and returns what it
-showed, so the functional tests run it against their own sandbox. The
+showed, so the functional tests run act 2 against their own sandbox. The
 pieces: :mod:`.narration` (what is printed), :mod:`.agent_act` (act 1),
-:mod:`.deploy` and :mod:`.report` (the deploy and what it shows),
+:mod:`.deploy` and :mod:`.report` (act 2's deploy and what it shows),
 :mod:`.timeline` (Ironic's and Cinder's logs), :mod:`.ipxe` (Ironic's iPXE
-script), :mod:`.__main__` (the command line and the sandbox's life).
+script), :mod:`.vm_act` and :mod:`.vm_console` (act 3: the VM node, its
+console milestones, its iPXE script, its timings), :mod:`.__main__` (the
+command line and the sandbox's life).
 """
 
 from ipa_cinder_sandbox.demo import deploy

@@ -13,12 +13,16 @@
 """``python -m ipa_cinder_sandbox.demo``: the whole demo, as root.
 
 Act 1 runs the agent alone; act 2 brings a sandbox up (locked: a second
-demo at the same time takes the next slot), runs
-:func:`ipa_cinder_sandbox.demo.run` on it and tears it down, also on
-failure, Ctrl-C or SIGTERM.
+demo at the same time takes the next slot) and runs
+:func:`ipa_cinder_sandbox.demo.run` on it (a fast fake-hardware deploy);
+act 3, the main act, deploys a VM node over iSCSI and boots it from its
+volume (:mod:`.vm_act`, 5-10 minutes; ``--skip-vm`` when time is short).
+The sandbox is torn down at the end, also on failure, Ctrl-C or SIGTERM;
+the exit status is 0 only if every act that ran did what it should.
 """
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ from ipa_cinder_sandbox import demo
 from ipa_cinder_sandbox.demo import agent_act
 from ipa_cinder_sandbox.demo import ipxe
 from ipa_cinder_sandbox.demo import narration
+from ipa_cinder_sandbox.demo import vm_act
 
 DEFAULT_PORT_BASE = 18600
 
@@ -46,6 +51,15 @@ def _parser():
     parser.add_argument('--port-base', type=int, default=DEFAULT_PORT_BASE)
     parser.add_argument('--skip-agent-act', action='store_true',
                         help='skip act 1 (the agent alone)')
+    parser.add_argument('--skip-vm', action='store_true',
+                        help='skip act 3, the VM node deployed over iSCSI '
+                        'and booted from its volume (5-10 minutes; more '
+                        'when the ramdisk must be built): when time is '
+                        'short')
+    parser.add_argument('--database', choices=('sqlite', 'mariadb'),
+                        help='Cinder\'s and Ironic\'s database (default: a '
+                        'private MariaDB when the VM act runs and MariaDB is '
+                        'installed, else SQLite)')
     parser.add_argument('--render-ipxe', nargs='+', help=argparse.SUPPRESS)
     return parser
 
@@ -65,15 +79,34 @@ def _agent_act(state_dir):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _sandbox_up(state_dir, port_base):
+def _database(args):
+    """The sandbox's database: ``--database``, else the one that holds up.
+
+    The VM act keeps the sandbox busy for minutes while three
+    cinder-volume services report every few seconds; on a loaded machine
+    SQLite then answers "database is locked" (HTTP 500) to a volume
+    create. A private MariaDB never does.
+    """
+    from ipa_cinder_sandbox import database as database_mod
+
+    if args.database:
+        return args.database
+    if (not args.skip_vm and os.path.exists(database_mod.MARIADBD)
+            and importlib.util.find_spec('pymysql') is not None):
+        return 'mariadb'
+    return 'sqlite'
+
+
+def _sandbox_up(state_dir, port_base, database):
     from ipa_cinder_sandbox import handle as handle_mod
 
     narration.say('Act 2: bringing the sandbox up in %s (ports from %d): '
-                  'RabbitMQ, tgtd, Cinder 29, Ironic 39, image server',
-                  state_dir, port_base)
+                  'RabbitMQ, %stgtd, Cinder 29, Ironic 39, image server',
+                  state_dir, port_base,
+                  'MariaDB, ' if database == 'mariadb' else '')
     # Locked: a second demo at the same time takes <dir>-1, ports +20.
     handle = handle_mod.SandboxHandle.start_exclusive(
-        state_dir, port_base, attempts=3)
+        state_dir, port_base, database=database, attempts=3)
     narration.say(
         'Sandbox up in %.1fs in %s, ports %d-%d (%s)',
         handle.startup_seconds, handle.state_dir, handle.layout.port_base,
@@ -94,6 +127,20 @@ def _deploy_act(handle):
                   report.get('deploy_state'),
                   report.get('deploy_seconds', 0),
                   report.get('undeploy_seconds', 0),
+                  'everything as expected' if ok else 'SOMETHING IS WRONG')
+    return 0 if ok else 1
+
+
+def _vm_act(handle):
+    """Run the VM node's act; returns the exit status it deserves."""
+    report = vm_act.run(handle)
+    ok = (report.get('deploy_state') == 'active'
+          and report.get('marker_ok')
+          and report.get('attachments_after') == 0)
+    narration.say('VM node %s, booted from its volume: %s, initiator %s, '
+                  '%s attachment(s) left; %s', report.get('deploy_state'),
+                  'yes' if report.get('marker_ok') else 'NO',
+                  report.get('initiator'), report.get('attachments_after'),
                   'everything as expected' if ok else 'SOMETHING IS WRONG')
     return 0 if ok else 1
 
@@ -126,8 +173,11 @@ def main(argv=None):
     try:
         if not args.skip_agent_act:
             _agent_act(args.state_dir)
-        handle = _sandbox_up(args.state_dir, args.port_base)
+        handle = _sandbox_up(args.state_dir, args.port_base,
+                             _database(args))
         status = _deploy_act(handle)
+        if not args.skip_vm:
+            status = _vm_act(handle) or status
     except KeyboardInterrupt:
         narration.say('Interrupted: cleaning up')
         status = 130
