@@ -289,8 +289,8 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
         assert f.read(len(SCRATCH_SIGNATURE)) != SCRATCH_SIGNATURE
     assert _sha256_file(volume_file) == booted_sha
     log = sandbox.box.procs.log_tail('ironic', 100000)
-    detach = log.find("'step': 'cinder_detach_volumes'")
-    erase = log.find("'step': 'erase_devices_metadata'")
+    detach = log.find("Executing {'step': 'cinder_detach_volumes'")
+    erase = log.find("Executing {'step': 'erase_devices_metadata'")
     assert 0 <= detach < erase, (detach, erase)
     assert re.search(r'cinder\.disconnect_all for node %s returned result '
                      r'.*sessions_logged_out' % flow.uuid, log[detach:erase])
