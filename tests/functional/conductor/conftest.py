@@ -12,6 +12,7 @@
 
 """Boot-from-volume deploys through the sandbox's real Ironic and Cinder."""
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -121,6 +122,28 @@ class Deployer(object):
                               time.monotonic() - began))
         return result, agent
 
+    @contextlib.contextmanager
+    def running_agent(self, **kwargs):
+        """A confined agent with its device broker, stopped at the end."""
+        agent = self.sandbox.start_agent(**kwargs)
+        broker = device_broker.DeviceBroker(agent, self.volume_dir())
+        broker.start()
+        try:
+            yield agent
+        finally:
+            broker.stop()
+            self.sandbox.stop_agent(agent)
+
+    def remove_created(self, volumes_before):
+        """Delete this deployer's nodes and the volumes made since."""
+        for node in self.nodes:
+            self.sandbox.delete_node(node)
+        for volume_id in [v for v in self.sandbox._volumes
+                          if v not in volumes_before]:
+            self.sandbox.delete_volume(volume_id)
+        for name, seconds in self.timeline:
+            print('%s: %.1fs' % (name, seconds))
+
     def stop_cinder_api(self, seconds):
         """Stop cinder-api now, start it again ``seconds`` later."""
         procs = self.sandbox.box.procs
@@ -225,9 +248,4 @@ def deployer(sandbox, os_image):
     before = set(sandbox._volumes)
     yield deployer
     # The agent is looked up by this machine's MAC: one node at a time.
-    for node in deployer.nodes:
-        sandbox.delete_node(node)
-    for volume_id in [v for v in sandbox._volumes if v not in before]:
-        sandbox.delete_volume(volume_id)
-    for name, seconds in deployer.timeline:
-        print('%s: %.1fs' % (name, seconds))
+    deployer.remove_created(before)

@@ -304,10 +304,7 @@ def test_ironic_restart_during_deploy_leaks_nothing(sandbox, deployer):
     deployer.add_target(node, volume)
     sandbox.set_provision_state(node['uuid'], 'active')
     sandbox.wait_node(node['uuid'], 'wait call-back')
-    agent = sandbox.start_agent()
-    broker = device_broker.DeviceBroker(agent, deployer.volume_dir())
-    broker.start()
-    try:
+    with deployer.running_agent():
         # Restart Ironic once the attachment exists and the agent writes
         # the image (an asynchronous step: the node waits for a call-back).
         deployer.wait_for(node, lambda n: n['driver_internal_info'].get(
@@ -317,9 +314,6 @@ def test_ironic_restart_during_deploy_leaks_nothing(sandbox, deployer):
         # The agent keeps heartbeating: the new Ironic resumes the deploy
         # with the attachment it recorded, and creates no other.
         deployer.wait(node, 'active')
-    finally:
-        broker.stop()
-        sandbox.stop_agent(agent)
     attachments = deployer.attachments(volume['id'])
     assert len(attachments) == 1
     assert attachments[0]['status'] == 'attached'

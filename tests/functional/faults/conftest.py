@@ -98,10 +98,5 @@ def deployer(sandbox, os_image, faults):
     before = set(sandbox._volumes)
     yield deployer
     faults.clear()
-    for node in deployer.nodes:
-        sandbox.delete_node(node)
-    for volume_id in [v for v in sandbox._volumes if v not in before]:
-        sandbox.delete_volume(volume_id)
-    for name, seconds in deployer.timeline:
-        print('%s: %.1fs' % (name, seconds))
+    deployer.remove_created(before)
     sys.stdout.flush()

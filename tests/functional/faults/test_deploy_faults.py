@@ -27,7 +27,6 @@ import time
 import psutil
 import pytest
 
-from ipa_cinder_sandbox import device_broker
 from ipa_cinder_sandbox import faults as faults_mod
 from tests.functional.faults import leaks
 
@@ -211,10 +210,7 @@ def test_conductor_restarted_inside_cinder_call(sandbox, deployer, faults,
         step], 'delay')
     sandbox.set_provision_state(node['uuid'], 'active')
     sandbox.wait_node(node['uuid'], 'wait call-back')
-    agent = sandbox.start_agent()
-    broker = device_broker.DeviceBroker(agent, deployer.volume_dir())
-    broker.start()
-    try:
+    with deployer.running_agent():
         deadline = time.monotonic() + 180
         while not rule.fired and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -222,9 +218,6 @@ def test_conductor_restarted_inside_cinder_call(sandbox, deployer, faults,
         deployer.restart_ironic()
         final = deployer.wait_for(node, lambda n: n['provision_state'] in (
             'active', 'deploy failed'), timeout=240)
-    finally:
-        broker.stop()
-        sandbox.stop_agent(agent)
     if final['provision_state'] == 'deploy failed':
         assert final['last_error'], final
     deployer.undeploy(node)
