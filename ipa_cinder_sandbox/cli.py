@@ -48,8 +48,13 @@ def _parser():
                         'first)')
     up.add_argument('--database', choices=['sqlite', 'mariadb'],
                     default='sqlite',
-                    help="Cinder's database: SQLite, or a private MariaDB "
-                         "for parallel work")
+                    help="Cinder's database (and with --conductors, "
+                         "Ironic's): SQLite, or a private MariaDB for "
+                         "parallel work")
+    up.add_argument('--conductors', type=int, default=1,
+                    help='1: one combined ironic process (default); N >= 2: '
+                         'ironic-api and N ironic-conductor processes over '
+                         'RabbitMQ (needs --database mariadb)')
     sub.add_parser('down', help='stop everything, detach loop devices, '
                    'remove tgt targets and mounts')
     sub.add_parser('status', help='show the processes and endpoints')
@@ -94,6 +99,14 @@ def env_lines(data):
     return ['export %s=%s' % (k, v) for k, v in sorted(values.items())]
 
 
+def _conductors(box):
+    """{host: alive} of the Ironic cluster, or the reason it is unknown."""
+    try:
+        return box.ironic.conductors()
+    except Exception as e:  # a stopped API fails in many ways
+        return {'error': str(e)}
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     _setup_logging(args.debug)
@@ -104,7 +117,7 @@ def main(argv=None):
                 sys.exit('ipa-cinder-sandbox up needs root (loop devices, '
                          'tgtd)')
             layout = layout_mod.Layout(state_dir, args.port_base,
-                                       args.database)
+                                       args.database, args.conductors)
             data = sandbox_mod.Sandbox(layout).up()
             print(json.dumps(data, indent=2, sort_keys=True))
             return 0
@@ -121,6 +134,8 @@ def main(argv=None):
         elif args.command == 'status':
             data['processes'] = box.status()
             data['services'] = box.services()
+            if layout.conductors > 1:
+                data['ironic_conductors'] = _conductors(box)
             print(json.dumps(data, indent=2, sort_keys=True))
         elif args.command == 'env':
             print('\n'.join(env_lines(data)))

@@ -75,16 +75,24 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
     # Life cycle
 
     @classmethod
-    def start(cls, state_dir, port_base, database='sqlite', reuse=False):
-        """Bring a sandbox up, or with ``reuse`` use a running one."""
+    def start(cls, state_dir, port_base, database='sqlite', reuse=False,
+              conductors=1):
+        """Bring a sandbox up, or with ``reuse`` use a running one.
+
+        :param conductors: 1 for the combined ironic process, N >= 2 for
+            ironic-api and N conductors (needs ``database='mariadb'``).
+            A reused sandbox must run the same number.
+        """
         if reuse:
             layout, info = layout_mod.Layout.load(state_dir)
-            if layout is not None and info.get('running'):
+            if (layout is not None and info.get('running')
+                    and layout.conductors == conductors):
                 box = sandbox_mod.Sandbox(layout)
-                if box.procs.alive('cinder-api') and box.procs.alive(
-                        'ironic'):
+                if all(box.procs.alive(name) for name in
+                       ['cinder-api'] + box.ironic.process_names()):
                     return cls(box, info, reused=True)
-        layout = layout_mod.Layout(state_dir, port_base, database)
+        layout = layout_mod.Layout(state_dir, port_base, database,
+                                   conductors)
         box = sandbox_mod.Sandbox(layout)
         began = time.monotonic()
         info = box.up()
@@ -94,7 +102,7 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
 
     @classmethod
     def start_exclusive(cls, state_dir, port_base, database='sqlite',
-                        attempts=5, step=20):
+                        attempts=5, step=20, conductors=1):
         """Start a sandbox no other test session uses at the same time.
 
         Holds an exclusive lock on ``<state_dir>.lock`` until close. If
@@ -117,7 +125,7 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
                 continue
             try:
                 handle = cls.start(candidate, port_base + number * step,
-                                   database=database)
+                                   database=database, conductors=conductors)
             except errors.PortInUse as e:
                 lock.close()
                 last_error = e

@@ -37,6 +37,13 @@ from ipa_cinder_sandbox import rest
 LOG = logging.getLogger(__name__)
 
 
+def write_config_file(conf, path):
+    """Write a ConfigParser to ``path``, creating its directory."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        conf.write(f)
+
+
 class Ironic(object):
     """Configure, start, wait for and stop Ironic."""
 
@@ -49,7 +56,13 @@ class Ironic(object):
         self.conf = layout.path('etc', 'ironic.conf')
         self.client = rest.IronicClient(layout.ironic_url)
 
-    def write_config(self):
+    def config(self):
+        """The whole ``ironic.conf`` as a ConfigParser: the one writer.
+
+        The cluster (:mod:`ipa_cinder_sandbox.ironic_cluster`) and a second
+        Ironic (:mod:`ipa_cinder_sandbox.extra_ironic`) start from it and
+        change a few options.
+        """
         conf = configparser.ConfigParser(interpolation=None)
         default = {
             'debug': 'True',
@@ -99,10 +112,13 @@ class Ironic(object):
         conf['oslo_concurrency'] = {'lock_path': os.path.join(self.base,
                                                               'locks')}
         conf['oslo_messaging_notifications'] = {'driver': 'noop'}
+        return conf
+
+    def write_config(self):
+        """Write :meth:`config` to ``etc/ironic.conf``."""
+        conf = self.config()
         os.makedirs(os.path.join(self.base, 'locks'), exist_ok=True)
-        os.makedirs(os.path.dirname(self.conf), exist_ok=True)
-        with open(self.conf, 'w') as f:
-            conf.write(f)
+        write_config_file(conf, self.conf)
 
     @staticmethod
     def _conductor_options():
@@ -130,6 +146,10 @@ class Ironic(object):
             'kernel_append_params': 'console=ttyS0',
             'ipxe_timeout': '60',
         }
+
+    def process_names(self):
+        """The names of the recorded processes that make up this Ironic."""
+        return [self.name]
 
     def argv(self):
         return [sys.executable, self.layout.venv_tool('ironic'),

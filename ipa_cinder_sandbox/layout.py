@@ -20,11 +20,20 @@ The state directory is root's only (0700) and ``sandbox.json`` is 0600:
 the services' logs hold CHAP user names and Ironic's database holds the
 boot targets' CHAP passwords. :meth:`Layout.save` closes it, and
 ``up`` saves before it starts any service.
+
+``conductors`` chooses how Ironic runs: 1 (the default) is one combined
+``ironic`` process; 2 or more is ``ironic-api`` plus that many
+``ironic-conductor`` processes talking over the sandbox's RabbitMQ, which
+needs the MariaDB database (several processes on one SQLite file do not
+work: Ironic then keeps its hash ring static and never refreshes its
+conductors' heartbeats).
 """
 
 import json
 import os
 import sys
+
+from ipa_cinder_sandbox import errors
 
 DEFAULT_PORT_BASE = 18700
 STATE_DIR_ENV = 'IPA_CINDER_SANDBOX_DIR'
@@ -69,16 +78,38 @@ def default_port_base():
     return int(os.environ.get(PORT_BASE_ENV) or DEFAULT_PORT_BASE)
 
 
+def check_conductors(conductors, database):
+    """The number of Ironic conductors, checked against the database.
+
+    :raises SandboxError: fewer than one conductor, or several on SQLite.
+    """
+    try:
+        count = int(conductors)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise errors.SandboxError('conductors must be a whole number of at '
+                                  'least 1, not %r' % (conductors,))
+    if count > 1 and database != 'mariadb':
+        raise errors.SandboxError(
+            'Ironic with %d conductors needs the MariaDB database (use '
+            '--database mariadb): its conductors share one database, which '
+            'SQLite cannot serve to several processes' % count)
+    return count
+
+
 class Layout(object):
     """Paths and ports of one sandbox."""
 
-    def __init__(self, state_dir=None, port_base=None, database='sqlite'):
+    def __init__(self, state_dir=None, port_base=None, database='sqlite',
+                 conductors=1):
         self.state_dir = os.path.abspath(state_dir or default_state_dir())
         self.port_base = int(port_base or default_port_base())
         if database not in ('sqlite', 'mariadb'):
             raise ValueError('database must be sqlite or mariadb, not %r'
                              % database)
         self.database = database
+        self.conductors = check_conductors(conductors, database)
         self.ports = {name: self.port_base + offset
                       for name, offset in PORT_OFFSETS.items()}
         self.venv_bin = os.path.dirname(os.path.abspath(sys.executable))
@@ -123,6 +154,7 @@ class Layout(object):
             'state_dir': self.state_dir,
             'port_base': self.port_base,
             'database': self.database,
+            'conductors': self.conductors,
             'ports': dict(self.ports),
             'cinder_url': self.cinder_url,
             'ironic_url': self.ironic_url,
@@ -165,5 +197,6 @@ class Layout(object):
                 data = json.load(f)
         except FileNotFoundError:
             return None, None
-        layout = cls(state_dir, data['port_base'], data['database'])
+        layout = cls(state_dir, data['port_base'], data['database'],
+                     data.get('conductors', 1))
         return layout, data

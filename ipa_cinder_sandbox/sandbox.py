@@ -13,7 +13,8 @@
 """Bring the whole sandbox up and down, in order, timed.
 
 ``up`` first cleans whatever a previous (maybe crashed) run left, then
-starts the broker, database and tgtd, then Cinder, Ironic and the HTTP
+starts the broker, database and tgtd, then Cinder, Ironic (one combined
+process, or ironic-api and N conductors: :mod:`ironic_cluster`) and the HTTP
 server, waits for each by polling it, creates the volume types and builds
 the test image. Any failure tears down what was started before re-raising.
 ``down`` stops everything by PID and removes loop devices, tgt targets and
@@ -32,7 +33,7 @@ from ipa_cinder_sandbox import cleanup
 from ipa_cinder_sandbox import database as database_mod
 from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import images
-from ipa_cinder_sandbox import ironic_service
+from ipa_cinder_sandbox import ironic_cluster
 from ipa_cinder_sandbox import layout as layout_mod
 from ipa_cinder_sandbox import process
 from ipa_cinder_sandbox import rabbitmq
@@ -53,17 +54,20 @@ class Sandbox(object):
         self.tgt = tgt_mod.Tgt(layout, self.procs)
         self.cinder = cinder_services.Cinder(layout, self.procs,
                                              self.database, self.tgt)
-        self.ironic = ironic_service.Ironic(layout, self.procs)
+        # One combined ironic, or ironic-api + N conductors (layout).
+        self.ironic = ironic_cluster.get_ironic(layout, self.procs,
+                                                self.database)
         self.http = images.HTTPServer(layout, self.procs)
         self.timings = {}
 
     @classmethod
     def from_state_dir(cls, state_dir=None, port_base=None,
-                       database='sqlite'):
+                       database='sqlite', conductors=1):
         """The sandbox recorded in ``state_dir``, or a new description."""
         layout, _data = layout_mod.Layout.load(state_dir)
         if layout is None:
-            layout = layout_mod.Layout(state_dir, port_base, database)
+            layout = layout_mod.Layout(state_dir, port_base, database,
+                                       conductors)
         return cls(layout)
 
     def _timed(self, name, func, *args):
@@ -121,8 +125,14 @@ class Sandbox(object):
         self.database.wait()
         self.tgt.wait()
         self.http.wait()
+        # The conductors' RPC goes through the broker: with several, it
+        # must be up first; the combined process does not use it.
+        broker_first = self.layout.conductors > 1
+        if broker_first:
+            self.rabbit.wait()
         self.ironic.start()
-        self.rabbit.wait()
+        if not broker_first:
+            self.rabbit.wait()
         self.timings['rabbitmq'] = round(time.monotonic() - started, 2)
         self.cinder.start()
         self.ironic.wait()
