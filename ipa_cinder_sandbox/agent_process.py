@@ -17,7 +17,12 @@ its REST API exactly as Ironic drives it (``POST /v1/commands/``).
 
 Without ``api_url`` the agent runs with no Ironic: it does no lookup and
 every command needs ``?agent_token=...``. With ``api_url`` it looks itself
-up by ``mac`` (the MAC of a port of the node) and heartbeats to Ironic.
+up by the MAC of a port of the node and heartbeats to Ironic: this
+machine's NIC's MAC, or with ``mac`` one of the agent's own (see
+:mod:`ipa_cinder_sandbox.agent_identity`), so that several agents serve
+several nodes at once. ``hostname`` gives the agent a host name of its own
+(the jail's UTS namespace): what it reports as the connector's ``host``
+when it has no node.
 """
 
 import os
@@ -40,6 +45,9 @@ LOG = log.getLogger(__name__)
 
 AGENT_BINARY = os.path.join(os.path.dirname(sys.executable),
                             'ironic-python-agent')
+# Read inside the agent by ipa_cinder_sandbox.agent_identity (which needs
+# IPA's configuration to import, so it is not imported here).
+MAC_VARIABLE = 'IPA_CINDER_SANDBOX_AGENT_MAC'
 
 
 def free_port():
@@ -59,10 +67,14 @@ class AgentProcess(object):
     :param port: the agent API port (a free one by default).
     :param extra_conf: more ``{section: {option: value}}`` for the
         agent's configuration file.
+    :param mac: the MAC the agent reports (its only NIC); None reports
+        this machine's NICs.
+    :param hostname: the agent's host name; None keeps this machine's.
     """
 
     def __init__(self, workdir, devices=(), api_url=None, port=None,
-                 name=None, extra_conf=None, debug=True):
+                 name=None, extra_conf=None, debug=True, mac=None,
+                 hostname=None):
         self.workdir = os.path.abspath(workdir)
         self.api_url = api_url
         self.port = port or free_port()
@@ -70,6 +82,8 @@ class AgentProcess(object):
         self.token = None if api_url else secrets.token_urlsafe(24)
         self.extra_conf = extra_conf or {}
         self.debug = debug
+        self.mac = mac.lower() if mac else None
+        self.hostname = hostname
         self.state_dir = os.path.join(self.workdir, 'state')
         self.log_path = os.path.join(self.workdir, 'agent.log')
         self.conf_path = os.path.join(self.workdir, 'agent.conf')
@@ -78,7 +92,8 @@ class AgentProcess(object):
         self.jail = jail_host.Jail(self.name,
                                    os.path.join(self.workdir, 'jail'),
                                    devices=devices,
-                                   writable=[self.workdir])
+                                   writable=[self.workdir],
+                                   hostname=hostname)
         self._log_file = None
 
     @property
@@ -134,8 +149,14 @@ class AgentProcess(object):
 
     def _environment(self):
         """The agent's environment (subclasses add to it)."""
-        return dict(os.environ, TMPDIR=os.path.join(self.workdir, 'tmp'),
-                    PYTHONDONTWRITEBYTECODE='1')
+        env = dict(os.environ, TMPDIR=os.path.join(self.workdir, 'tmp'),
+                   PYTHONDONTWRITEBYTECODE='1')
+        # Never inherited: an agent without a MAC of its own reports this
+        # machine's NICs, whatever started the sandbox.
+        env.pop(MAC_VARIABLE, None)
+        if self.mac:
+            env[MAC_VARIABLE] = self.mac
+        return env
 
     def _answers(self):
         """True if the agent's API answers (raises if it does not).

@@ -19,15 +19,49 @@ broker watches the loop devices whose backing file lies in the sandbox's
 volumes directory and grants each new one to the agent's jail (and takes
 back those that go away). Nothing else is ever granted: the devices are,
 by their backing file, ones the sandbox created.
+
+With an ``owner`` (the UUID of the agent's node) the broker grants a device
+only if the volume it exports (``volume-<id>``, its backing file) has an
+attachment whose instance is that node: agents of several nodes on one
+machine each see their own node's volumes only, as each node of a real
+storage network reaches only the targets it was given. Cinder is asked
+once per new device; the answer holds for that (device, backing file)
+pair. A loop number is reused after a detach, so a device whose backing
+file changes is taken back and decided again.
 """
 
+import os
 import threading
 
 from oslo_log import log
+from oslo_utils import uuidutils
 
 from ipa_cinder_sandbox import loopdev
 
 LOG = log.getLogger(__name__)
+
+VOLUME_PREFIX = 'volume-'
+
+
+def volume_id_of(backing, directory):
+    """The Cinder volume a backing file holds, or None if it is no volume.
+
+    Only ``<directory>/volume-<uuid>`` is a volume: a snapshot, or a file
+    anywhere else, is never one an attachment can grant.
+    """
+    if os.path.dirname(backing) != os.path.abspath(directory).rstrip('/'):
+        return None
+    name = os.path.basename(backing)
+    volume_id = name[len(VOLUME_PREFIX):]
+    if name.startswith(VOLUME_PREFIX) and uuidutils.is_uuid_like(volume_id):
+        return volume_id
+    return None
+
+
+def attached_to(attachments, owner):
+    """True if one of Cinder's ``attachments`` has ``owner`` as instance."""
+    return any(attachment.get('instance') == owner
+               for attachment in attachments)
 
 
 class DeviceBroker(object):
@@ -36,32 +70,99 @@ class DeviceBroker(object):
     :param agent: an :class:`ipa_cinder_sandbox.agent_process.AgentProcess`.
     :param directory: only loop devices backed by files under it qualify.
     :param interval: seconds between two looks at the loop devices.
+    :param owner: the agent's node UUID: grant only the volumes attached
+        to it. None grants every device of ``directory``.
+    :param cinder: an :class:`ipa_cinder_sandbox.rest.CinderClient` (for
+        ``owner``), used from the broker's thread only.
     """
 
-    def __init__(self, agent, directory, interval=0.1):
+    def __init__(self, agent, directory, interval=0.1, owner=None,
+                 cinder=None):
+        if owner is not None and cinder is None:
+            raise ValueError('a broker with an owner asks Cinder: give it '
+                             'a Cinder client')
         self.agent = agent
-        self.directory = directory
+        self.directory = os.path.abspath(directory)
         self.interval = interval
+        self.owner = owner
+        self.cinder = cinder
         self.granted = set()
+        # Devices refused to the owner, for as long as their backing file
+        # stays the same.
+        self.denied = set()
+        self.queries = 0
+        self._decided = {}
         self._stop = threading.Event()
         self._thread = None
 
-    def sync(self):
-        """Grant new devices and revoke vanished ones, once."""
-        current = set(loopdev.devices_under(self.directory))
-        for device in sorted(current - self.granted):
-            try:
-                self.agent.grant_device(device)
-                self.granted.add(device)
-                LOG.info('Granted %s to agent %s', device, self.agent.name)
-            except Exception as e:  # the agent may be restarting
-                LOG.debug('Cannot grant %s yet: %s', device, e)
-        for device in sorted(self.granted - current):
+    def _devices(self):
+        """{device: backing file} of the loop devices under directory."""
+        prefix = self.directory.rstrip('/') + '/'
+        return {device: backing
+                for device, backing in loopdev.list_devices().items()
+                if backing.startswith(prefix)}
+
+    def _allowed(self, device, backing):
+        """May the agent have ``device``? (One Cinder query if owned.)"""
+        if self.owner is None:
+            return True
+        volume_id = volume_id_of(backing, self.directory)
+        if volume_id is None:
+            LOG.info('Not granting %s to agent %s: %s is not a volume',
+                     device, self.agent.name, backing)
+            return False
+        self.queries += 1
+        attachments = self.cinder.get(
+            '/attachments/detail?all_tenants=1&volume_id=%s' % volume_id,
+            microversion='3.44')['attachments']
+        if attached_to(attachments, self.owner):
+            return True
+        LOG.info('Not granting %s to agent %s: volume %s is not attached '
+                 'to node %s', device, self.agent.name, volume_id,
+                 self.owner)
+        return False
+
+    def _grant(self, device):
+        try:
+            self.agent.grant_device(device)
+            self.granted.add(device)
+            LOG.info('Granted %s to agent %s', device, self.agent.name)
+        except Exception as e:  # the agent may be restarting
+            LOG.debug('Cannot grant %s yet: %s', device, e)
+
+    def _take_back(self, device):
+        if device in self.granted:
             try:
                 self.agent.revoke_device(device)
             except Exception as e:  # it is gone anyway
                 LOG.debug('Cannot revoke %s: %s', device, e)
-            self.granted.discard(device)
+        self.granted.discard(device)
+        self.denied.discard(device)
+        self._decided.pop(device, None)
+
+    def sync(self):
+        """Grant new devices and revoke vanished or changed ones, once."""
+        current = self._devices()
+        for device in sorted(set(self._decided) - set(current)):
+            self._take_back(device)
+        for device, backing in sorted(current.items()):
+            decided = self._decided.get(device)
+            if decided is not None and decided[0] != backing:
+                # The loop number now serves another file.
+                self._take_back(device)
+                decided = None
+            if decided is None:
+                try:
+                    decided = (backing, self._allowed(device, backing))
+                except Exception as e:  # Cinder busy: ask at the next look
+                    LOG.warning('Cannot tell whether %s belongs to node '
+                                '%s yet: %s', device, self.owner, e)
+                    continue
+                self._decided[device] = decided
+                if not decided[1]:
+                    self.denied.add(device)
+            if decided[1] and device not in self.granted:
+                self._grant(device)
 
     def _run(self):
         while not self._stop.wait(self.interval):
@@ -71,8 +172,9 @@ class DeviceBroker(object):
                 LOG.warning('Device broker: %s', e)
 
     def start(self):
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='device-broker')
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            name='device-broker-%s' % self.agent.name)
         self._thread.start()
         return self
 

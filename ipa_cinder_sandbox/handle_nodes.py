@@ -14,17 +14,23 @@
 
 Nodes enrolled for a test (with a port for the agent's MAC and
 ``deploy_forces_oob_reboot``), their provision states, and the confined
-agents that serve them.
+agents that serve them. Several nodes are served at once by agents that
+each report a MAC of their own (``create_node(mac=...)`` and
+``start_agent(mac=...)``) and get, through a device broker owned by their
+node (:meth:`NodeHelpers.device_broker`), only that node's volumes.
 """
 
 import os
 
 from oslo_log import log as logging
+from oslo_utils import netutils
 import requests
 
+from ipa_cinder_sandbox import device_broker
 from ipa_cinder_sandbox import errors
 from ipa_cinder_sandbox import loopdev
 from ipa_cinder_sandbox import polling
+from ipa_cinder_sandbox import rest
 
 LOG = logging.getLogger(__name__)
 
@@ -123,18 +129,31 @@ class NodeHelpers(object):
         self.ironic.delete('/v1/nodes/%s' % node, expect=(204, 404))
         self._forget(self._nodes, node)
 
-    def start_agent(self, devices=(), name=None, with_ironic=True, **kwargs):
+    def start_agent(self, devices=(), name=None, with_ironic=True,
+                    mac=None, hostname=None, **kwargs):
         """A confined IPA that may see only ``devices``.
 
         :param with_ironic: look itself up in the sandbox's Ironic (by the
-            MAC of :meth:`agent_mac`) and heartbeat to it; False runs it
-            with no Ironic (commands need its token).
+            MAC of :meth:`agent_mac`, or ``mac``) and heartbeat to it;
+            False runs it with no Ironic (commands need its token).
+        :param mac: a MAC of the agent's own, for a node created with
+            ``create_node(mac=...)``: agents with different MACs serve
+            different nodes at the same time. The agent then also gets a
+            host name of its own (its name) unless ``hostname`` says
+            otherwise.
+        :param hostname: the agent's host name (the connector's ``host``
+            when it has no node); by default this machine's, without
+            ``mac``.
         :returns: the started ``AgentProcess``; stopped on close.
         """
         # Imported here: only the agent needs the confinement code.
         from ipa_cinder_sandbox import agents
 
         name = name or self.name('agent')
+        if mac is not None:
+            if not netutils.is_valid_mac(mac):
+                raise errors.SandboxError('%r is not a MAC address' % mac)
+            hostname = hostname or name
         workdir = self.layout.path('agent', name)
         os.makedirs(workdir, exist_ok=True)
         for device in devices:
@@ -142,7 +161,7 @@ class NodeHelpers(object):
         agent = agents.IronicAgent(
             workdir, devices=list(devices),
             api_url=self.ironic_url if with_ironic else None,
-            name=name, **kwargs)
+            name=name, mac=mac, hostname=hostname, **kwargs)
         self._agents.append(agent)
         try:
             agent.start()
@@ -153,6 +172,17 @@ class NodeHelpers(object):
         self.box.procs.record(name, agent.jail.proc.pid,
                               ['ironic-python-agent', workdir])
         return agent
+
+    def device_broker(self, agent, owner=None, backend='local'):
+        """A device broker (not started) for ``agent``.
+
+        :param owner: the UUID of the agent's node: only volumes attached
+            to it are granted; None grants every export of ``backend``.
+        """
+        return device_broker.DeviceBroker(
+            agent, self.box.cinder.volumes_dir(backend), owner=owner,
+            # A client of its own: the broker asks from its own thread.
+            cinder=rest.CinderClient(self.cinder_url) if owner else None)
 
     def _check_own_device(self, device):
         """Refuse any device whose backing file the sandbox did not make."""

@@ -16,13 +16,16 @@ Run by :class:`ipa_cinder_sandbox.jail.host.Jail`, never by hand. Outside, the
 launcher joins the jail's devices cgroup and re-runs itself with
 ``--inside`` under ``unshare`` in new mount, PID, IPC and UTS namespaces
 (layer 3). Inside, as PID 1, it builds the filesystem, drops capabilities,
-loads the seccomp filter, then runs the confined command and reaps.
+loads the seccomp filter, then runs the confined command and reaps. The
+host name it sets, when the spec names one, is the jail's own (UTS
+namespace): seccomp forbids changing it afterwards.
 """
 
 import argparse
 import json
 import os
 import signal
+import socket
 import sys
 
 from ipa_cinder_sandbox.jail import devices
@@ -52,6 +55,8 @@ def _init(spec_path, argv):
         from ipa_cinder_sandbox.jail import lockdown
 
         filesystem.build(spec)
+        if spec.get('hostname'):
+            socket.sethostname(spec['hostname'])
         lockdown.drop_capabilities()
         lockdown.load_seccomp()
     except Exception as e:

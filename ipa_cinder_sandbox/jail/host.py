@@ -14,6 +14,7 @@
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -28,13 +29,23 @@ from ipa_cinder_sandbox import process
 
 LOG = log.getLogger(__name__)
 
+# One DNS label: what sethostname and every tool reading it accept.
+_HOSTNAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
+
 
 class Jail(object):
-    """A confined process tree; see :mod:`ipa_cinder_sandbox.jail`."""
+    """A confined process tree; see :mod:`ipa_cinder_sandbox.jail`.
+
+    :param hostname: the host name inside the jail (its own UTS
+        namespace); None keeps this machine's.
+    """
 
     def __init__(self, name, workdir, devices=(), writable=(),
-                 tmpfs=('/run',)):
+                 tmpfs=('/run',), hostname=None):
+        if hostname is not None and not _HOSTNAME.match(hostname):
+            raise errors.JailError('%r is not a valid host name' % hostname)
         self.name = name
+        self.hostname = hostname
         self.workdir = os.path.abspath(workdir)
         self.devices = list(devices)
         self.writable = [os.path.abspath(d) for d in writable]
@@ -60,7 +71,7 @@ class Jail(object):
         os.chmod(refuse, 0o755)
         spec = {'devices': self.devices, 'writable': self.writable,
                 'tmpfs': self.tmpfs, 'cgroup': self.cgroup,
-                'refuse_script': refuse}
+                'refuse_script': refuse, 'hostname': self.hostname}
         spec_path = os.path.join(self.workdir, 'jail.json')
         with open(spec_path, 'w') as f:
             json.dump(spec, f)
