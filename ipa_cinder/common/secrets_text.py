@@ -84,6 +84,28 @@ _OPTION = re.compile(
     % {'key_word': _KEY_WORD, 'quoted': _QUOTED}, re.IGNORECASE)
 
 
+# A line of an open-iscsi record (``iscsiadm -m node -o show``,
+# ``iscsistart -f``): ``node.session.auth.password = <value>``. The value
+# is everything up to the end of the line, spaces included, so a secret
+# key's whole value is masked. Lines also end at an escaped newline: the
+# record inside a repr (a command error's ``Stdout: '...\n...'``). The
+# key is taken whole (possessive: nothing is tried twice) and judged by
+# :data:`_SECRET_KEY_WORD` afterwards.
+_RECORD_LINE = re.compile(
+    r"""(?:^|(?<=\\n))"""
+    r"""(?P<key>[ \t]*[\w.\[\]]++[ \t]*=[ \t]*)"""
+    r"""(?P<value>(?:[^\n\\]|\\[^n\n])*+)""",
+    re.MULTILINE)
+_SECRET_KEY_WORD = re.compile(r"""%s|user""" % _KEY_WORDS, re.IGNORECASE)
+
+
+def _masked_record_line(match):
+    name = match.group('key').split('=', 1)[0].strip()
+    if not match.group('value') or not _SECRET_KEY_WORD.search(name):
+        return match.group(0)
+    return match.group('key') + MASK
+
+
 def _masked_value(match):
     string = match.group('string')
     if string is not None:
@@ -111,10 +133,14 @@ def _masked_option(match):
 def mask_text(text):
     """Mask the values of secret keys written in free text.
 
-    ``key=value``, ``key: value``, a dict's repr or JSON, ``--key value``
-    and ``key -v value`` (iscsiadm's ``node.session.auth.password -v``).
+    ``key=value``, ``key: value``, a dict's repr or JSON, ``--key value``,
+    ``key -v value`` (iscsiadm's ``node.session.auth.password -v``) and
+    the lines of an open-iscsi record (``key = value`` up to the line's
+    end, as ``iscsistart -f`` prints the firmware's boot target).
     Nothing else: ordinary words around a key word stay as they are.
     """
+    if '=' in text:
+        text = _RECORD_LINE.sub(_masked_record_line, text)
     text = _KEY_VALUE_TEXT.sub(_masked_value, text)
     text = _KEY_VALUE_LOOSE.sub(_masked_value, text)
     return _OPTION.sub(_masked_option, text)

@@ -72,6 +72,9 @@ TEXTS = {
     'alternating quotes': lambda n: _fill('"\'', n) + ' password=x',
     'quoted keys': lambda n: _fill("'a password b': ", n),
     'mixed': lambda n: _fill("a'b\"c password: =,}\n\\", n),
+    'record lines': lambda n: _fill('node.session.auth.password = x\n', n),
+    'record key run': lambda n: _fill('a.', n) + ' = password',
+    'record blanks': lambda n: _fill(' \t', n) + '\npassword = x',
 }
 
 
