@@ -111,9 +111,12 @@ class VMNodeHelpers(object):
             'deploy_kernel': ramdisk['urls']['kernel'],
             'deploy_ramdisk': ramdisk['urls']['initramfs'],
             # The conductor reaches the agent through the VM's forward.
+            # The journal (the agent's log, the services' output) goes to
+            # the serial console too: the VM's log shows what the ramdisk
+            # did, and a test can search all of it.
             'kernel_append_params': (
-                'console=ttyS0 ipa-advertise-host=127.0.0.1 '
-                'ipa-advertise-port=%d' % port),
+                'console=ttyS0 systemd.journald.forward_to_console=1 '
+                'ipa-advertise-host=127.0.0.1 ipa-advertise-port=%d' % port),
         }
 
     def set_vm_firmware(self, machine, script=None):

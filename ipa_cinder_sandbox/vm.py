@@ -49,8 +49,8 @@ LOG = logging.getLogger(__name__)
 SERVICE_ADDRESS = node_network.SERVICE_ADDRESS
 QEMU = 'qemu-system-x86_64'
 IPXE_KERNEL = '/usr/lib/ipxe/ipxe.lkrn'
-# The IPA ramdisk's initramfs is ~140 MiB compressed and unpacks into RAM.
-DEFAULT_MEMORY_MIB = 1536
+# Half the RAM must hold the unpacked ramdisk (~545 MiB): see vm-nodes.rst.
+DEFAULT_MEMORY_MIB = 2048
 #: SeaBIOS prints it at each firmware start: power-on, reboot, reset.
 FIRMWARE_BANNER = 'SeaBIOS (version'
 _MARK = '[ipa-cinder-sandbox]'

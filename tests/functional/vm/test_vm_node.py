@@ -22,10 +22,13 @@ onto the boot volume. Ironic then reboots the VM with the iPXE script it
 rendered, which sanboots the volume; the test OS prints the initiator name
 it booted with (from the iBFT iPXE published, and from the file the deploy
 wrote into it). Undeploy leaves nothing. Then the node is cleaned with its
-boot volume still attached (what an undeploy that lost Cinder leaves): the
-cinder clean step must delete the attachment (and log out any iSCSI
-session of the ramdisk) before the erase step, which wipes the VM's
-scratch disk and never the volume.
+boot volume still attached (what an undeploy that lost Cinder leaves) and
+its firmware logged in to that volume (an iSCSI boot set up in the NIC's
+ROM: an iBFT session that IPA's start-up logs in to again): the cinder
+clean step must log out that session and delete the attachment before
+the erase step, which wipes the VM's scratch disk and never the volume;
+no CHAP secret may appear on the console (the ramdisk's journal is
+forwarded to it).
 
 Every failure prints the VM's serial console, its BMC's log and Ironic's
 view of the node.
@@ -233,6 +236,27 @@ def _leftover_attachment(sandbox, flow, volume, connector):
     return connection.from_attachment(attachment['connection_info'])
 
 
+def _firmware_iscsi_boot(info, initiator, http_url):
+    """iPXE commands of a NIC ROM set up to boot from ``info``'s LUN.
+
+    It logs in to the volume (publishing the session in an iBFT, as iSCSI
+    boot firmware does) and then network-boots what Ironic serves: the
+    ramdisk starts with the firmware's session, which IPA logs in to again
+    at start-up (``iscsistart -b``).
+    """
+    data = info['data']
+    host, port = data['target_portal'].rsplit(':', 1)
+    return '\n'.join([
+        ':retry', 'dhcp || goto wait',
+        'set initiator-iqn %s' % initiator,
+        'set username %s' % data['auth_username'],
+        'set password %s' % data['auth_password'],
+        'sanhook --drive 0x80 iscsi:%s::%s:%s:%s || goto wait' % (
+            host, port, data.get('target_lun', 0), data['target_iqn']),
+        'chain %s/boot.ipxe || goto wait' % http_url,
+        ':wait', 'echo firmware iSCSI boot failed', 'sleep 5', 'goto retry'])
+
+
 def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
         sandbox, flow, test_os):
     boot = sandbox.create_volume(size=1, volume_type='iscsi-node')
@@ -271,8 +295,14 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
     # Cleaning with the boot volume still attached (an undeploy that lost
     # Cinder): the cinder step must delete the attachment (and log out any
     # iSCSI session the ramdisk has) before the erase step runs.
-    _leftover_attachment(sandbox, flow, boot, connector)
-    with flow.explained('cleaning with a leftover attachment'):
+    # And the VM's firmware logs in to that volume before it network-boots
+    # the cleaning ramdisk (an iSCSI boot set up in the NIC's ROM): the
+    # ramdisk starts with a session no agent record knows.
+    leftover = _leftover_attachment(sandbox, flow, boot, connector)
+    sandbox.set_vm_firmware(flow.machine, _firmware_iscsi_boot(
+        leftover, initiator, node_network.url(sandbox.layout, 'http')))
+    with flow.explained('cleaning with a firmware session and a leftover '
+                        'attachment'):
         sandbox.ironic.patch('/v1/nodes/%s' % flow.uuid, [
             {'op': 'replace', 'path': '/automated_clean', 'value': True}])
         sandbox.set_provision_state(flow.uuid, 'manage')
@@ -294,5 +324,17 @@ def test_vm_node_deploys_over_iscsi_boots_its_volume_and_cleans(
     assert 0 <= detach < erase, (detach, erase)
     assert re.search(r'cinder\.disconnect_all for node %s returned result '
                      r'.*sessions_logged_out' % flow.uuid, log[detach:erase])
+    # The firmware's session was the one logged out, before the erase.
+    assert re.search(r'Node %s: agent logged out of iSCSI portal \S+, target '
+                     r'%s ' % (flow.uuid, re.escape(leftover['data'][
+                         'target_iqn'])), log[detach:erase]), log[detach:erase]
+    console = flow.machine.serial_tail(100000)
+    assert re.search(r'Registered SAN device 0x80', console)
+    # The ramdisk's journal goes to the console: the firmware's iSCSI
+    # record (CHAP user and password) was never printed.
+    assert 'iBFT found: configuring the network interfaces' in console
+    for secret in (leftover['data']['auth_username'],
+                   leftover['data']['auth_password']):
+        assert secret not in console
     for phase, seconds in flow.timeline:
         print('\n%-40s %6.1f s' % (phase, seconds))
