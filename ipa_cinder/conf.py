@@ -106,8 +106,20 @@ conductor_opts = [
                help='How many of a node\'s volumes the conductor prepares '
                     'in Cinder at the same time (volume checks, attachment '
                     'create and complete) during cinder_attach_volumes. '
-                    'The agent still connects them one after the other. 1 '
-                    'attaches one volume after another.'),
+                    'The agent connects them one after the other, each as '
+                    'soon as its attachment exists. 1 prepares one volume '
+                    'after another.'),
+    cfg.FloatOpt('write_image_wait',
+                 default=5.0, min=0, max=60,
+                 help='For how long, in seconds, after the write_image '
+                      'deploy step of cinder-agent has started the image '
+                      'write on the agent, the conductor asks the agent '
+                      '(every 0.5 s, without holding the node\'s lock) '
+                      'whether it is over, and if so processes its end at '
+                      'once, as the agent\'s next heartbeat would. A write '
+                      'that ends within it saves up to one heartbeat '
+                      'interval; a longer one is reported by the heartbeat '
+                      'as in a direct deploy. 0 turns this off.'),
 ]
 
 

@@ -65,6 +65,33 @@ file_opts = [
 CONF = cfg.CONF
 CONF.register_opts(file_opts, group=configuration.SHARED_CONF_GROUP)
 
+_SYS_BLOCK = '/sys/block'
+
+
+def _loop_devices_of(path):
+    """Loop devices backed by ``path``, read from sysfs.
+
+    No process: ``losetup --list`` costs one per call, and an attachment
+    asks twice. Falls back to losetup where sysfs cannot be read.
+    """
+    path = os.path.abspath(path)
+    try:
+        names = [n for n in os.listdir(_SYS_BLOCK) if n.startswith('loop')]
+    except OSError:
+        return loopdev.devices_of(path)
+    devices = []
+    for name in names:
+        try:
+            with open(os.path.join(_SYS_BLOCK, name, 'loop',
+                                   'backing_file')) as backing:
+                backing_file = backing.read().strip()
+        except OSError:
+            # Not attached (no backing file), or detached meanwhile.
+            continue
+        if backing_file.replace(' (deleted)', '') == path:
+            devices.append('/dev/' + name)
+    return sorted(devices)
+
 
 class FileVolumeDriver(driver.VolumeDriver):
     """Volumes as sparse files, exported locally or over iSCSI."""
@@ -157,7 +184,7 @@ class FileVolumeDriver(driver.VolumeDriver):
         path = self._path(volume)
         self._allocate(path, new_size)
         if self.export == 'local':
-            for device in loopdev.devices_of(path):
+            for device in _loop_devices_of(path):
                 loopdev.refresh_capacity(device)
         elif hasattr(self.target_driver, 'extend_target'):
             self.target_driver.extend_target(volume)
@@ -182,17 +209,27 @@ class FileVolumeDriver(driver.VolumeDriver):
     # Exports
 
     def _detach_loops(self, path):
-        for device in loopdev.devices_of(path):
+        for device in _loop_devices_of(path):
             LOG.info('Detaching %s from %s', device, path)
             loopdev.detach(device)
 
     def _loop_device(self, volume):
-        """The volume's loop device, attached on first use."""
-        path = self._path(volume)
-        devices = loopdev.devices_of(path)
+        """The volume's loop device, attached on first use.
+
+        Every attachment asks for it twice (create_export, then
+        initialize_connection), concurrently for several volumes: finding
+        it reads sysfs, and attaching it is ONE losetup, whose
+        ``--nooverlap`` returns the device already backed by the file if
+        another request attached it meanwhile.
+        """
+        path = os.path.abspath(self._path(volume))
+        devices = _loop_devices_of(path)
         if devices:
             return devices[0]
-        return loopdev.attach(path)
+        device = commands.run(loopdev.LOSETUP, '--find', '--show',
+                              '--nooverlap', path).stdout.strip()
+        LOG.debug('Attached %s to %s', path, device)
+        return device
 
     def create_export(self, context, volume, connector):
         if self.export == 'local':

@@ -32,7 +32,11 @@ Every step is a conductor step. Steps 90, 70 and 45 do their node-side
 work through the agent's ``cinder`` extension, called synchronously (the
 agent API waits for the command), so none of them waits for a heartbeat,
 and the agent reports no deploy step of its own: deploys of other
-interfaces through the same ramdisk never run any of this.
+interfaces through the same ramdisk never run any of this. ``write_image``
+starts the agent's in-band step as ``direct`` does and the node waits for
+its agent; for at most ``[ipa_cinder] write_image_wait`` seconds a watch
+without the node's lock asks the agent whether the write is over, and
+then runs what the agent's next heartbeat would have run.
 
 Undeploy deletes every attachment of the node (reconciled against Cinder)
 and keeps the operator's volume targets. The clean step
@@ -53,13 +57,16 @@ from oslo_log import log
 
 from ipa_cinder.common import log_filter
 from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import agent_steps
 from ipa_cinder.conductor import cinder_session
 from ipa_cinder.conductor import ramdisk_boot
 from ipa_cinder.conductor import targets as targets_mod
 from ipa_cinder.conductor import volumes
+from ipa_cinder import conf
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
+CONF = conf.CONF
 METRICS = metrics_utils.get_metrics_logger(__name__)
 
 DETACH_CLEAN_PRIORITY = 150
@@ -163,10 +170,11 @@ class CinderAgentDeploy(agent.AgentDeploy):
             LOG.info('Node %s has no volume targets: nothing to attach',
                      node.uuid)
             return
-        connector = self._node_connector(task)
         try:
+            # The connector comes from the agent; Cinder's reads (the
+            # node's attachments, the volumes) run meanwhile.
             done = volumes.NodeVolumes(task, self._cinder(task)).attach_all(
-                connector)
+                lambda: self._node_connector(task))
         except (exception.VolumeAttachError, exception.CinderError) as e:
             raise ironic_exc.InstanceDeployFailure(str(e))
         boot = deploy_utils.get_remote_boot_volume(task)
@@ -212,13 +220,23 @@ class CinderAgentDeploy(agent.AgentDeploy):
     @base.deploy_step(priority=80)
     @task_manager.require_exclusive_lock
     def write_image(self, task):
-        """Write the image onto the boot volume, unless there is none."""
+        """Write the image onto the boot volume, unless there is none.
+
+        The write is the agent's in-band step: Ironic learns its end only
+        at a heartbeat, up to a heartbeat interval later. A short write is
+        seen here instead (see :mod:`ipa_cinder.conductor.agent_steps`).
+        """
         if has_boot_volume(task) and not has_image(task):
             LOG.info('Node %s: no image_source, the boot volume keeps the '
                      'operating system it holds; not writing an image',
                      task.node.uuid)
             return None
-        return super().write_image(task)
+        result = super().write_image(task)
+        if result == states.DEPLOYWAIT:
+            # The node waits for its agent as in a direct deploy; a short
+            # write is noticed before the next heartbeat would report it.
+            agent_steps.watch(task, CONF.ipa_cinder.write_image_wait)
+        return result
 
     @METRICS.timer('CinderAgentDeploy.cinder_configure_boot')
     @base.deploy_step(priority=70)

@@ -19,25 +19,28 @@ conductor finds them. Cinder is the reference, though: every attach and
 detach starts from ONE listing of the attachments whose ``instance`` is
 the node, so nothing is created twice and nothing is left behind.
 
-Attaching runs in three phases. Cinder work of each volume (checks,
-attachment create with the connector) runs concurrently, bounded by
-``[ipa_cinder] attach_concurrency``; the agent connects the volumes one
-after the other (IPA runs one command at a time); completing the
-attachments runs concurrently again. A fresh volume costs three Cinder
-requests (volume, create, complete) plus one listing per node. Any failure
-undoes everything this run created.
+Attaching is a pipeline. Cinder's reads (the node's attachments, each
+volume) run while the agent reports its connector. Cinder work of each
+volume (checks, attachment create with the connector) runs concurrently,
+bounded by ``[ipa_cinder] attach_concurrency``; the agent connects each
+volume, in boot order, as soon as ITS attachment exists (one command at a
+time: IPA refuses a command while another runs), and its attachment is
+completed while the next ones are connected. A fresh volume costs three
+Cinder requests (volume, create, complete) plus one listing per node. Any
+failure undoes everything this run created.
 """
 
 from concurrent import futures
 
 from oslo_log import log
 
-from ipa_cinder.common import cinder_client
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
 from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import concurrency
 from ipa_cinder.conductor import targets as targets_mod
+from ipa_cinder.conductor import volume_checks
 from ipa_cinder import conf
 from ipa_cinder import exception
 
@@ -48,8 +51,6 @@ ATTACHMENTS_KEY = 'cinder_attachments'
 CONNECTOR_KEY = 'cinder_connector'
 #: The volume connectors this interface created on the node.
 CONNECTORS_KEY = 'cinder_volume_connectors'
-
-_ATTACHABLE = ('available', 'in-use', 'reserved', 'attaching')
 
 
 def _fail(node, volume_id, reason):
@@ -63,6 +64,7 @@ class _Prepared(object):
         self.target = target
         self.volume_id = target.volume_id
         self.mode = mode
+        self.volume = None
         self.attachment = None
         self.info = None
         self.created = False
@@ -113,64 +115,6 @@ class NodeVolumes(object):
                                  []).append(attachment)
         return by_volume
 
-    def _concurrently(self, function, items):
-        """``function(item)`` for every item, at most N at a time.
-
-        Every call runs to its end even when another fails, so that what
-        each one created is known to the caller; the first failure is then
-        raised.
-        """
-        workers = min(CONF.ipa_cinder.attach_concurrency, len(items)) or 1
-        if workers == 1:
-            return [function(item) for item in items]
-        with futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            jobs = [pool.submit(function, item) for item in items]
-            futures.wait(jobs)
-        for job in jobs:
-            if job.exception() is not None:
-                raise job.exception()
-        return [job.result() for job in jobs]
-
-    # checks
-
-    def _check_owner(self, volume):
-        """The node's owner or lessee must own the volume, if it has one.
-
-        Checked for every volume, reused and adopted attachments included:
-        a volume that changed hands since must not stay attached.
-        """
-        project = cinder_client.volume_project_id(volume)
-        owners = [p for p in (self.node.owner, self.node.lessee) if p]
-        if not owners:
-            LOG.info('Node %(node)s has neither owner nor lessee: volume '
-                     '%(vol)s of project %(proj)s is attached without an '
-                     'ownership check (set the node\'s owner or lessee to '
-                     'restrict it)', {'node': self.node.uuid,
-                                      'vol': volume['id'], 'proj': project})
-            return
-        if project not in owners:
-            raise _fail(self.node, volume['id'],
-                        'the volume belongs to project %s, which is neither '
-                        'the node\'s owner nor its lessee (%s)'
-                        % (project, ', '.join(owners)))
-
-    def _check_volume(self, volume):
-        volume_id = volume['id']
-        status = volume.get('status')
-        if status not in _ATTACHABLE:
-            raise _fail(self.node, volume_id,
-                        'the volume is %s; it must be available (or in-use '
-                        'and multiattach) to be attached' % status)
-        others = [a for a in volume.get('attachments') or []
-                  if a.get('server_id') != self.node.uuid]
-        if others and not volume.get('multiattach'):
-            raise _fail(self.node, volume_id,
-                        'the volume is in use by %s and is not multiattach; '
-                        'detach it there first'
-                        % ', '.join(sorted({str(a.get('server_id')
-                                                or a.get('host_name'))
-                                            for a in others})))
-
     def _reusable(self, volume_id, found):
         """The node's attachment of this volume in Cinder, if any.
 
@@ -210,8 +154,11 @@ class NodeVolumes(object):
 
     # attach
 
-    def attach_all(self, connector):
+    def attach_all(self, get_connector):
         """Attach every volume target, boot volume first.
+
+        :param get_connector: returns the node's connector (asks the
+            agent); Cinder's reads, which need no connector, run meanwhile.
 
         On any failure, what this call did is undone (agent connections
         disconnected, attachments it created deleted, target properties
@@ -222,15 +169,17 @@ class NodeVolumes(object):
         log_filter.install()
         prepared = [_Prepared(t, targets_mod.target_mode(self.node, t))
                     for t in targets_mod.sorted_targets(self.task)]
+        with futures.ThreadPoolExecutor(max_workers=1) as reader:
+            lookup = reader.submit(self._read_cinder, prepared)
+            connector = get_connector()
         try:
-            existing = self._node_attachments()
-            self._concurrently(
+            existing = lookup.result()
+            concurrency.pipeline(
+                prepared,
                 lambda p: self._prepare(p, connector,
                                         existing.get(p.volume_id, [])),
-                prepared)
-            for item in prepared:
-                self._connect(item)
-            self._concurrently(self._complete, prepared)
+                self._connect, self._complete,
+                CONF.ipa_cinder.attach_concurrency)
             for item in prepared:
                 targets_mod.write_properties(item.target, item.info)
         except Exception as e:
@@ -243,14 +192,24 @@ class NodeVolumes(object):
             raise _fail(self.node, getattr(e, 'volume', None), e)
         return [(p.target, p.attachment, p.result) for p in prepared]
 
+    def _read_cinder(self, prepared):
+        """The node's attachments (one listing) and each volume."""
+        existing = self._node_attachments()
+
+        def read(item):
+            item.volume = self.cinder.get_volume(item.volume_id)
+        concurrency.concurrently(read, prepared,
+                                 CONF.ipa_cinder.attach_concurrency)
+        return existing
+
     def _prepare(self, item, connector, found):
         """Cinder's side of one volume: checks, then reuse or create."""
-        volume = self.cinder.get_volume(item.volume_id)
-        self._check_owner(volume)
+        volume = item.volume
+        volume_checks.check_owner(self.node, volume)
         attachment = self._reusable(item.volume_id, found)
         target = item.target
         if attachment is None:
-            self._check_volume(volume)
+            volume_checks.check_attachable(self.node, volume)
             # The node listing said the node has no attachment of it.
             attachment = self.cinder.create_attachment(
                 item.volume_id, connector, instance_uuid=self.node.uuid,

@@ -53,10 +53,20 @@ def deploy_figures(results, small):
              for name, runs in (('cinder-agent', bfv), ('direct', direct),
                                 ('direct without plug-ins', bare))}
     medians = {name: median(values) for name, values in times.items()}
+    from_heartbeat = {name: [r.get('heartbeat_to_active') for r in runs]
+                      for name, runs in (('cinder-agent', bfv),
+                                         ('direct', direct),
+                                         ('direct without plug-ins', bare))}
+    heartbeat_medians = {name: median(values)
+                         for name, values in from_heartbeat.items()}
     return {
         'seconds': times, 'medians': medians,
         'bfv_over_direct': ratio(medians['cinder-agent'],
                                  medians['direct']),
+        'from_heartbeat': from_heartbeat,
+        'from_heartbeat_medians': heartbeat_medians,
+        'bfv_over_direct_from_heartbeat': ratio(
+            heartbeat_medians['cinder-agent'], heartbeat_medians['direct']),
         'direct_with_over_without_plugins': ratio(
             medians['direct'], medians['direct without plug-ins'], 3),
         'plugin_loaded': {

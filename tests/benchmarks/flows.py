@@ -138,6 +138,7 @@ class Deployer(object):
         target.set_provision_state(node_uuid, 'active')
         target.wait_node(node_uuid, 'wait call-back', timeout=self.timeout)
         began = time.monotonic()
+        began_wall = time.time()
         agent = start_agent(target, devices, plugins)
         agent_up = time.monotonic() - began
         watcher = None
@@ -148,13 +149,24 @@ class Deployer(object):
         try:
             target.wait_node(node_uuid, 'active', timeout=self.timeout)
             seconds = time.monotonic() - began
+            active_wall = began_wall + seconds
         finally:
             if watcher is not None:
                 watcher.stop()
             text = agent.read_log()
             target.stop_agent(agent)
         written = logs.image_write(text)
+        heartbeat = logs.first_heartbeat(text)
+        # The agent's start-up (a fixed cost of the ramdisk, the same for
+        # every deploy interface) ends at its first heartbeat.
+        heartbeat_to_active = None
+        if heartbeat is not None:
+            heartbeat_to_active = active_wall - heartbeat.timestamp()
+            if not 0 < heartbeat_to_active <= seconds:
+                heartbeat_to_active = None
         return {'agent_start_to_active': round(seconds, 2),
+                'heartbeat_to_active': None if heartbeat_to_active is None
+                else round(heartbeat_to_active, 2),
                 'agent_up_seconds': round(agent_up, 2),
                 'cinder_plugin_loaded': CINDER_MANAGER_LINE in text,
                 'image_write': None if written is None else {

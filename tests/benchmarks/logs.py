@@ -200,6 +200,20 @@ _IMAGE_STREAMED = re.compile(
     r'Image streamed onto device (\S+) in ([\d.]+) seconds for (\d+) bytes')
 
 
+_HEARTBEATER = re.compile(
+    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) .*Starting heartbeater',
+    re.MULTILINE)
+
+
+def first_heartbeat(agent_text):
+    """When the agent sent its first heartbeat (local time), or None.
+
+    IPA logs ``Starting heartbeater`` right before its first heartbeat.
+    """
+    match = _HEARTBEATER.search(agent_text)
+    return parse_time(match.group(1)) if match else None
+
+
 def image_write(agent_text):
     """(device, seconds, bytes) of the agent's streamed image write."""
     match = None

@@ -37,6 +37,15 @@ def _deploys(analysis, heartbeat):
         lines.append('%-28s %8s  %s' % (
             name, fmt(deploys['medians'][name], '%.1f'),
             ', '.join(fmt(v, '%.1f') for v in values)))
+    lines.append('first heartbeat to active (s)')
+    for name, values in deploys.get('from_heartbeat', {}).items():
+        lines.append('%-28s %8s  %s' % (
+            name, fmt(deploys['from_heartbeat_medians'][name], '%.1f'),
+            ', '.join(fmt(v, '%.1f') for v in values)))
+    lines.append('ratio cinder-agent / direct: %s from the agent start, %s '
+                 'from the first heartbeat' % (
+                     deploys['bfv_over_direct'],
+                     deploys.get('bfv_over_direct_from_heartbeat')))
     lines.append('[api] ramdisk_heartbeat_timeout of the sandbox Ironic: 10 '
                  '(Ironic default: 300)')
     default = heartbeat or {}
@@ -51,6 +60,12 @@ def _deploys(analysis, heartbeat):
                          direct['agent_start_to_active'],
                          analysis_mod.ratio(bfv['agent_start_to_active'],
                                             direct['agent_start_to_active'])))
+        bfv_hb = bfv.get('heartbeat_to_active')
+        direct_hb = direct.get('heartbeat_to_active')
+        lines.append('  from the first heartbeat: cinder-agent %s s, direct '
+                     '%s s, ratio %s' % (bfv_hb, direct_hb,
+                                         analysis_mod.ratio(bfv_hb,
+                                                            direct_hb)))
     lines.append('plug-in loaded by the agent: %s'
                  % deploys['plugin_loaded'])
     return lines

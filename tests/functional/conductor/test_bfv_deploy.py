@@ -15,6 +15,7 @@
 import glob
 import hashlib
 import os
+import re
 import subprocess
 import uuid
 
@@ -320,3 +321,32 @@ def test_ironic_restart_during_deploy_leaks_nothing(sandbox, deployer):
     deployer.undeploy(node)
     assert deployer.attachments(volume['id']) == []
     assert sandbox.get_volume(volume['id'])['status'] == 'available'
+
+
+def test_short_image_write_needs_no_heartbeat(sandbox, deployer):
+    """The end of a short write_image is noticed without a heartbeat.
+
+    The node waits for its agent as in a direct deploy, while a watch
+    without the node's lock asks the agent for at most ``[ipa_cinder]
+    write_image_wait`` (5 s). The sandbox's small image is written within
+    it unless the machine is very busy: then the heartbeat reports it, as
+    before. Either way the steps run in their contract order and the
+    deploy ends active.
+    """
+    volume = sandbox.create_volume(size=1, volume_type='local')
+    node = deployer.create_node()
+    deployer.add_target(node, volume)
+    deployer.deploy(node)
+    with open(os.path.join(sandbox.state_dir, 'log', 'ironic.log')) as f:
+        log = f.read()
+    done = ('Node %s: agent deploy step write_image ended (SUCCEEDED)'
+            % node['uuid'])
+    left = ('Node %s: agent deploy step write_image still running after'
+            % node['uuid'])
+    assert done in log or left in log
+    if done in log:
+        after = log[log.index(done):]
+        assert re.search(r"Executing \{'step': 'cinder_configure_boot'.* "
+                         r"on node %s" % node['uuid'], after)
+    deployer.undeploy(node)
+    assert deployer.attachments(volume['id']) == []
