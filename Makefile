@@ -44,8 +44,10 @@ functional: system-deps
 
 # The documentation is part of the test: a build that warns fails the run
 # before the tests start (it takes under a minute).
+# The VM-node tests (ramdisk build, qemu guests) run as a second pytest
+# session beside the others: see tools/run-tests.
 test: system-deps docs
-	$(VENV)/bin/pytest -v -rs --durations=20 tests/unit tests/functional $(PYTEST_ARGS)
+	VENV=$(VENV) tools/run-tests $(PYTEST_ARGS)
 
 # About 10 minutes: its main act deploys a VM node over iSCSI and boots it
 # from its volume (plus 5-7 minutes when the IPA ramdisk must be built).
@@ -57,9 +59,14 @@ demo: system-deps
 # BFV vs direct deploys, the plugin's cost, attach 1 vs 4 volumes, Cinder
 # requests of cinder-agent and of Ironic's own cinder interface, image
 # write throughput. A table on stdout, everything in bench-attach.json.
+# Then the scale section (tests/benchmarks/bench_scale.py, its own sandbox
+# with two conductors): 1, 5 and 20 concurrent boot-from-volume deploys,
+# table and bench-scale.json.
 BENCH_ARGS ?=
+BENCH_SCALE_ARGS ?= --sizes 1,5,20
 bench: system-deps
 	$(VENV)/bin/python -W ignore -m tests.benchmarks.bench_attach --output bench-attach.json $(BENCH_ARGS)
+	$(VENV)/bin/python -W ignore -m tests.benchmarks.bench_scale --output bench-scale.json $(BENCH_SCALE_ARGS)
 
 # Leak hunting, not a gate: 200 CLI attach/write/detach cycles and 50
 # deploy/undeploy cycles on a private sandbox, then the leak table.

@@ -188,3 +188,124 @@ class DeviceBroker(object):
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class FleetBroker(object):
+    """One broker for the agents of many nodes.
+
+    A :class:`DeviceBroker` per agent looks at every new device and asks
+    Cinder about it once per agent: N agents make N x N queries, which at
+    twenty nodes on two busy cores lagged past the agent's wait for its
+    device. This broker looks once per device and hands it to the agent
+    of each node the volume is attached to (several for a multi-attach
+    volume); agents may join later (:meth:`add`), and get what was decided
+    for their node already.
+
+    :param directory: only loop devices backed by files under it qualify.
+    :param cinder: an :class:`ipa_cinder_sandbox.rest.CinderClient`, used
+        from the broker's thread only.
+    """
+
+    def __init__(self, directory, cinder, interval=0.1):
+        self.directory = os.path.abspath(directory)
+        self.cinder = cinder
+        self.interval = interval
+        self.queries = 0
+        self._agents = {}
+        # device -> (backing file, node UUIDs its volume is attached to)
+        self._decided = {}
+        # device -> node UUIDs whose agent has it
+        self._granted = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def add(self, owner, agent):
+        """Serve ``agent``, the agent of node ``owner``, from now on."""
+        with self._lock:
+            self._agents[owner] = agent
+
+    def remove(self, owner):
+        """Stop serving node ``owner``'s agent (it is stopping)."""
+        with self._lock:
+            self._agents.pop(owner, None)
+            for owners in self._granted.values():
+                owners.discard(owner)
+
+    def granted_to(self, owner):
+        """The devices node ``owner``'s agent was given."""
+        with self._lock:
+            return {device for device, owners in self._granted.items()
+                    if owner in owners}
+
+    def _owners(self, backing):
+        volume_id = volume_id_of(backing, self.directory)
+        if volume_id is None:
+            return set()
+        self.queries += 1
+        attachments = self.cinder.get(
+            '/attachments/detail?all_tenants=1&volume_id=%s' % volume_id,
+            microversion='3.44')['attachments']
+        return {a.get('instance') for a in attachments if a.get('instance')}
+
+    def _take_back(self, device):
+        for owner in self._granted.pop(device, set()):
+            agent = self._agents.get(owner)
+            if agent is not None:
+                try:
+                    agent.revoke_device(device)
+                except Exception as e:  # it is gone anyway
+                    LOG.debug('Cannot revoke %s: %s', device, e)
+        self._decided.pop(device, None)
+
+    def sync(self):
+        """Decide new devices, hand them out, take back vanished ones."""
+        prefix = self.directory.rstrip('/') + '/'
+        current = {device: backing
+                   for device, backing in loopdev.list_devices().items()
+                   if backing.startswith(prefix)}
+        with self._lock:
+            for device in list(self._decided):
+                if self._decided[device][0] != current.get(device):
+                    self._take_back(device)
+        for device, backing in sorted(current.items()):
+            if device not in self._decided:
+                try:
+                    owners = self._owners(backing)
+                except Exception as e:  # Cinder busy: ask at the next look
+                    LOG.warning('Cannot tell whose %s is yet: %s', device, e)
+                    continue
+                with self._lock:
+                    self._decided[device] = (backing, owners)
+        with self._lock:
+            for device, (_backing, owners) in self._decided.items():
+                given = self._granted.setdefault(device, set())
+                for owner in owners - given:
+                    agent = self._agents.get(owner)
+                    if agent is None:
+                        continue
+                    try:
+                        agent.grant_device(device)
+                        given.add(owner)
+                        LOG.info('Granted %s to agent %s (node %s)',
+                                 device, agent.name, owner)
+                    except Exception as e:  # the agent may be restarting
+                        LOG.debug('Cannot grant %s yet: %s', device, e)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self.sync()
+            except Exception as e:  # keep watching whatever happens
+                LOG.warning('Fleet device broker: %s', e)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='fleet-device-broker')
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -130,7 +130,7 @@ class NodeHelpers(object):
         self._forget(self._nodes, node)
 
     def start_agent(self, devices=(), name=None, with_ironic=True,
-                    mac=None, hostname=None, **kwargs):
+                    mac=None, hostname=None, start_timeout=60, **kwargs):
         """A confined IPA that may see only ``devices``.
 
         :param with_ironic: look itself up in the sandbox's Ironic (by the
@@ -144,6 +144,8 @@ class NodeHelpers(object):
         :param hostname: the agent's host name (the connector's ``host``
             when it has no node); by default this machine's, without
             ``mac``.
+        :param start_timeout: seconds to wait for its API (many agents
+            starting at once on a busy machine need more than the default).
         :returns: the started ``AgentProcess``; stopped on close.
         """
         # Imported here: only the agent needs the confinement code.
@@ -164,7 +166,7 @@ class NodeHelpers(object):
             name=name, mac=mac, hostname=hostname, **kwargs)
         self._agents.append(agent)
         try:
-            agent.start()
+            agent.start(timeout=start_timeout)
         except Exception:
             self._forget(self._agents, agent)
             raise

@@ -194,3 +194,41 @@ def test_a_vanished_device_is_revoked_and_forgotten(loops):
     loops.clear()
     broker.sync()
     assert agent.devices == broker.granted == broker.denied == set()
+
+
+def test_fleet_broker_hands_each_device_to_its_nodes_agent(loops):
+    cinder = _cinder({MINE: OWNER, THEIRS: OTHER})
+    broker = device_broker.FleetBroker(VOLUMES, cinder)
+    mine, theirs = _Agent(), _Agent()
+    broker.add(OWNER, mine)
+    loops.update({'/dev/loop3': _file(MINE), '/dev/loop4': _file(THEIRS)})
+    broker.sync()
+    assert mine.devices == {'/dev/loop3'}
+    # The other node's agent joins later: it gets what was decided, and
+    # Cinder is not asked again.
+    broker.add(OTHER, theirs)
+    broker.sync()
+    broker.sync()
+    assert theirs.devices == {'/dev/loop4'}
+    assert mine.devices == {'/dev/loop3'}
+    assert broker.queries == 2
+    assert broker.granted_to(OWNER) == {'/dev/loop3'}
+
+
+def test_fleet_broker_takes_back_a_reused_loop_number(loops):
+    cinder = _cinder({MINE: OWNER, THEIRS: OTHER})
+    broker = device_broker.FleetBroker(VOLUMES, cinder)
+    mine, theirs = _Agent(), _Agent()
+    broker.add(OWNER, mine)
+    broker.add(OTHER, theirs)
+    loops['/dev/loop3'] = _file(MINE)
+    broker.sync()
+    # Detached, and the number now serves the other node's volume.
+    loops['/dev/loop3'] = _file(THEIRS)
+    broker.sync()
+    assert mine.devices == set()
+    assert theirs.devices == {'/dev/loop3'}
+    del loops['/dev/loop3']
+    broker.sync()
+    assert theirs.devices == set()
+    assert broker.granted_to(OTHER) == set()

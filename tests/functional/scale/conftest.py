@@ -12,6 +12,8 @@
 
 """A private sandbox whose Ironic runs as ironic-api and two conductors.
 
+One for the package: the cluster tests and the many-node tests share it.
+
 ``cluster`` is a sandbox of its own, apart from the session's ``sandbox``:
 state directory ``<tmp>/ipa-cinder-scale``, ports from
 ``$IPA_CINDER_SCALE_PORT_BASE`` (default 19350, clear of the session
@@ -48,7 +50,7 @@ def _no_cluster_reason():
     return None
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='package')
 def cluster():
     """A running sandbox with ironic-api + 2 conductors (a SandboxHandle)."""
     reason = _no_cluster_reason()
