@@ -310,12 +310,15 @@ def _restart_ironic(box, argv):
     box.ironic.restart(argv)
 
 
-def route_ironic(box, proxy, retry=None):
+def route_ironic(box, proxy, retry=None, extra=None):
     """Restart Ironic with its ``[cinder]`` endpoint on the proxy.
 
     :param box: the :class:`ipa_cinder_sandbox.sandbox.Sandbox`.
     :param retry: ``[ipa_cinder]`` options to override as well (shorter
         ``cinder_retry_*`` bounds keep failure tests short).
+    :param extra: more options to override, ``{section: {name: value}}``
+        (a short ``[conductor] deploy_callback_timeout`` for a scenario
+        whose agent dies); calling again without it drops them.
     :returns: the path of the override file.
     """
     path = box.layout.path('etc', 'ironic-faults.conf')
@@ -324,6 +327,8 @@ def route_ironic(box, proxy, retry=None):
     conf['cinder'] = {'endpoint_override': proxy.endpoint(upstream)}
     if retry:
         conf['ipa_cinder'] = {k: str(v) for k, v in retry.items()}
+    for section, options in (extra or {}).items():
+        conf[section] = {k: str(v) for k, v in options.items()}
     with open(path, 'w') as f:
         conf.write(f)
     argv = _without_override(_ironic_argv(box), path) + ['--config-file', path]

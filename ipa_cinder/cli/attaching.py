@@ -43,6 +43,7 @@ from oslo_log import log
 
 from ipa_cinder.cli import errors
 from ipa_cinder.cli import interrupts
+from ipa_cinder.cli import protocols
 from ipa_cinder.cli import volumes
 from ipa_cinder.common import connection
 from ipa_cinder.common import secrets
@@ -164,6 +165,10 @@ def attach(client, volume_ref, *, host, mode='rw', mountpoint=None,
              'multipath': multipath, 'mode': mode, 'mountpoint': mountpoint,
              'instance_uuid': (volumes.host_instance_uuid(host, volume['id'])
                                if instance_uuid is None else instance_uuid)}
+    # Before anything is created: Cinder answers 500 (and leaves a
+    # reservation) to a connector without the identity the volume needs.
+    steps['protocol'] = protocols.check_connector(client, volume,
+                                                  steps['connector'])
     steps['existing'] = _unrecorded(client, volume, steps['instance_uuid'],
                                     host, derived=instance_uuid is None)
     done = {'attachment': None, 'connected': False, 'mounted': False}
@@ -185,7 +190,8 @@ def _steps(client, conns, volume_id, steps, done):
     """
     attachment = client.create_attachment(
         volume_id, steps['connector'], instance_uuid=steps['instance_uuid']
-        or None, mode=steps['mode'], existing=steps['existing'])
+        or None, mode=steps['mode'], protocol=steps['protocol'],
+        existing=steps['existing'])
     done['attachment'] = attachment
     secrets.remember(attachment)
     GUARD.check()
