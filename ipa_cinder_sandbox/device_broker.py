@@ -64,7 +64,44 @@ def attached_to(attachments, owner):
                for attachment in attachments)
 
 
-class DeviceBroker(object):
+class _Poller(object):
+    """Calls ``sync()`` every ``interval`` seconds in a daemon thread."""
+
+    interval = 0.1
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = None
+
+    def thread_name(self):
+        return 'device-broker'
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self.sync()
+            except Exception as e:  # keep watching whatever happens
+                LOG.warning('%s: %s', self.thread_name(), e)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=self.thread_name())
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class DeviceBroker(_Poller):
     """Grant ``directory``'s loop devices to ``agent`` while running.
 
     :param agent: an :class:`ipa_cinder_sandbox.agent_process.AgentProcess`.
@@ -92,8 +129,7 @@ class DeviceBroker(object):
         self.denied = set()
         self.queries = 0
         self._decided = {}
-        self._stop = threading.Event()
-        self._thread = None
+        super().__init__()
 
     def _devices(self):
         """{device: backing file} of the loop devices under directory."""
@@ -164,33 +200,11 @@ class DeviceBroker(object):
             if decided[1] and device not in self.granted:
                 self._grant(device)
 
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            try:
-                self.sync()
-            except Exception as e:  # keep watching whatever happens
-                LOG.warning('Device broker: %s', e)
-
-    def start(self):
-        self._thread = threading.Thread(
-            target=self._run, daemon=True,
-            name='device-broker-%s' % self.agent.name)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def thread_name(self):
+        return 'device-broker-%s' % self.agent.name
 
 
-class FleetBroker(object):
+class FleetBroker(_Poller):
     """One broker for the agents of many nodes.
 
     A :class:`DeviceBroker` per agent looks at every new device and asks
@@ -217,8 +231,7 @@ class FleetBroker(object):
         # device -> node UUIDs whose agent has it
         self._granted = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = None
+        super().__init__()
 
     def add(self, owner, agent):
         """Serve ``agent``, the agent of node ``owner``, from now on."""
@@ -292,20 +305,5 @@ class FleetBroker(object):
                     except Exception as e:  # the agent may be restarting
                         LOG.debug('Cannot grant %s yet: %s', device, e)
 
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            try:
-                self.sync()
-            except Exception as e:  # keep watching whatever happens
-                LOG.warning('Fleet device broker: %s', e)
-
-    def start(self):
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='fleet-device-broker')
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def thread_name(self):
+        return 'fleet-device-broker'

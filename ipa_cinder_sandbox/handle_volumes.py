@@ -109,6 +109,23 @@ class VolumeHelpers(object):
         connector.update(extra)
         return connector
 
+    def attach_completed(self, volume_id, instance_uuid, connector,
+                         mode='rw'):
+        """A completed attachment, as a service creates one (3.54).
+
+        What a test sets up as "left behind" (by an undeploy that lost
+        Cinder, a node's previous life): returns Cinder's attachment,
+        connection_info included.
+        """
+        attachment = self.cinder.post('/attachments', {'attachment': {
+            'volume_uuid': volume_id, 'instance_uuid': instance_uuid,
+            'connector': connector, 'mode': mode}},
+            microversion='3.54')['attachment']
+        self.cinder.post('/attachments/%s/action' % attachment['id'],
+                         {'os-complete': None}, microversion='3.44',
+                         expect=(200, 204))
+        return attachment
+
     def create_volume(self, size=1, volume_type='local', name=None,
                       timeout=60, **fields):
         """Create a volume and wait until it is available; returns it.

@@ -54,19 +54,17 @@ and undeploy worked; timings never fail the run.
 import argparse
 import datetime
 import importlib.util
-import json
 import os
-import signal
 import sys
 import tempfile
 import time
-import traceback
 
 from ipa_cinder_sandbox import handle as sandbox_handle
 
 from tests.benchmarks import analysis as analysis_mod
 from tests.benchmarks import flows
 from tests.benchmarks import report
+from tests.benchmarks import runner
 from tests.benchmarks import second_ironic
 from tests.benchmarks import throughput
 
@@ -217,10 +215,6 @@ def parse_args(argv=None):
     return args
 
 
-def _on_sigterm(signum, frame):
-    raise SystemExit('terminated by signal %d' % signum)
-
-
 def _document(args, bench, began, load_start):
     return {
         'benchmark': 'bench_attach',
@@ -239,51 +233,24 @@ def _document(args, bench, began, load_start):
     }
 
 
-def _run(bench):
-    """Up, measure, down; True if anything failed."""
-    failed = False
-    try:
-        bench.up()
-        bench.run()
-    except BaseException as e:
-        failed = True
-        bench.results['errors'].append('%s: %s' % (type(e).__name__, e))
-        traceback.print_exc()
-    finally:
-        try:
-            bench.down()
-        except BaseException as e:
-            failed = True
-            bench.results['errors'].append('sandbox down: %s' % e)
-            traceback.print_exc()
-    return failed
-
-
 def main(argv=None):
     args = parse_args(argv)
     if os.geteuid() != 0:
         print('The sandbox needs root (loop devices, tgtd, the agent\'s '
               'jail).', file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    runner.clean_up_on_sigterm()
     load_start = list(os.getloadavg())
     began = time.monotonic()
     bench = Bench(args)
-    failed = _run(bench)
+    failed = runner.run(bench, bench.results['errors'])
     document = _document(args, bench, began, load_start)
     analysis = analysis_mod.analyse(document, args.sizes)
     document['analysis'] = analysis
     document['goals'] = analysis_mod.goals(analysis)
-    print(report.table(document, analysis, args.sizes))
-    if args.output:
-        with open(args.output, 'w') as f:
-            json.dump(document, f, indent=2, sort_keys=True, default=str)
-        print('\nJSON written to %s' % args.output)
-    if document['skipped']:
-        print('\nSkipped (time limit): ' + '; '.join(document['skipped']))
-    if document['errors']:
-        print('\nErrors:\n  ' + '\n  '.join(document['errors']))
-    return 1 if failed or document['errors'] else 0
+    return runner.finish(document,
+                         report.table(document, analysis, args.sizes),
+                         args.output, failed)
 
 
 if __name__ == '__main__':

@@ -44,9 +44,7 @@ sandbox are removed at the end, also after a failure or SIGTERM.
 
 import argparse
 import datetime
-import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -59,6 +57,7 @@ from ipa_cinder_sandbox import handle as sandbox_handle
 from ipa_cinder_sandbox import layout as layout_mod
 
 from tests.benchmarks import logs
+from tests.benchmarks import runner
 from tests.benchmarks import scale_report
 from tests.functional.faults import leaks
 from tests.functional.scale import fleet as fleet_mod
@@ -294,30 +293,6 @@ def parse_args(argv=None):
     return args
 
 
-def _on_sigterm(signum, frame):
-    raise SystemExit('terminated by signal %d' % signum)
-
-
-def _run(bench):
-    """Up, measure, down; True if anything failed."""
-    failed = False
-    try:
-        bench.up()
-        bench.run()
-    except BaseException as e:
-        failed = True
-        bench.errors.append('%s: %s' % (type(e).__name__, e))
-        traceback.print_exc()
-    finally:
-        try:
-            bench.down()
-        except BaseException as e:
-            failed = True
-            bench.errors.append('sandbox down: %s' % e)
-            traceback.print_exc()
-    return failed
-
-
 def document_of(args, bench, began, load_start):
     return {
         'benchmark': 'bench_scale',
@@ -344,22 +319,14 @@ def main(argv=None):
               'install mariadb-server (%s is missing).'
               % database_mod.MARIADBD, file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    runner.clean_up_on_sigterm()
     load_start = list(os.getloadavg())
     began = time.monotonic()
     bench = ScaleBench(args)
-    failed = _run(bench)
+    failed = runner.run(bench, bench.errors)
     document = document_of(args, bench, began, load_start)
-    print(scale_report.table(document))
-    if args.output:
-        with open(args.output, 'w') as f:
-            json.dump(document, f, indent=2, sort_keys=True, default=str)
-        print('\nJSON written to %s' % args.output)
-    if document['skipped']:
-        print('\nSkipped (time limit): ' + '; '.join(document['skipped']))
-    if document['errors']:
-        print('\nErrors:\n  ' + '\n  '.join(document['errors']))
-    return 1 if failed or document['errors'] else 0
+    return runner.finish(document, scale_report.table(document),
+                         args.output, failed)
 
 
 if __name__ == '__main__':

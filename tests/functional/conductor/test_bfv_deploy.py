@@ -266,13 +266,8 @@ def test_cleaning_detaches_and_never_erases_volumes(sandbox, deployer):
     node = deployer.create_node()
     sandbox.set_provision_state(node['uuid'], 'manage')
     sandbox.wait_node(node['uuid'], 'manageable')
-    attachment = sandbox.cinder.post('/attachments', {'attachment': {
-        'volume_uuid': volume['id'], 'instance_uuid': node['uuid'],
-        'connector': sandbox.connector(node['uuid']), 'mode': 'rw'}},
-        microversion='3.54')['attachment']
-    sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
-                        {'os-complete': None}, microversion='3.44',
-                        expect=(200, 204))
+    attachment = sandbox.attach_completed(volume['id'], node['uuid'],
+                                          sandbox.connector(node['uuid']))
     marker = os.urandom(64 << 10)
     with open(sandbox.volume_file(volume), 'r+b') as f:
         f.write(marker)

@@ -307,11 +307,7 @@ def test_agent_killed_during_image_write(sandbox, deployer, os_image,
     """
     node, volume = base._node_with_volume(sandbox, deployer)
     with SlowImageServer(os_image['path']) as server:
-        sandbox.ironic.patch('/v1/nodes/%s' % node['uuid'], [
-            {'op': 'replace', 'path': '/instance_info/image_source',
-             'value': server.url}])
-        sandbox.set_provision_state(node['uuid'], 'active')
-        sandbox.wait_node(node['uuid'], 'wait call-back')
+        _deploy_from(sandbox, node, server)
         with deployer.running_agent() as agent:
             assert server.httpd.half_sent.wait(240), 'no image download'
             current = sandbox.get_node(node['uuid'])
@@ -361,16 +357,19 @@ def test_conductor_restarted_inside_undeploy_delete(sandbox, deployer,
     assert sandbox.get_volume(volume['id'])['status'] == 'available'
 
 
+def _deploy_from(sandbox, node, server):
+    """Deploy ``node`` with ``server``'s image; wait for its agent."""
+    sandbox.ironic.patch('/v1/nodes/%s' % node['uuid'], [
+        {'op': 'replace', 'path': '/instance_info/image_source',
+         'value': server.url}])
+    sandbox.set_provision_state(node['uuid'], 'active')
+    sandbox.wait_node(node['uuid'], 'wait call-back')
+
+
 def _leftover_attachment(sandbox, node, volume):
     """An attachment of the node, as a previous life of it would leave."""
-    attachment = sandbox.cinder.post('/attachments', {'attachment': {
-        'volume_uuid': volume['id'], 'instance_uuid': node['uuid'],
-        'connector': sandbox.connector(node['uuid']), 'mode': 'rw'}},
-        microversion='3.54')['attachment']
-    sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
-                        {'os-complete': None}, microversion='3.44',
-                        expect=(200, 204))
-    return attachment
+    return sandbox.attach_completed(volume['id'], node['uuid'],
+                                    sandbox.connector(node['uuid']))
 
 
 def _clean(sandbox, deployer, node, agent_name, rule=None):
@@ -464,11 +463,7 @@ def test_volume_in_error_during_image_write(sandbox, deployer, os_image,
     """
     node, volume = base._node_with_volume(sandbox, deployer)
     with SlowImageServer(os_image['path']) as server:
-        sandbox.ironic.patch('/v1/nodes/%s' % node['uuid'], [
-            {'op': 'replace', 'path': '/instance_info/image_source',
-             'value': server.url}])
-        sandbox.set_provision_state(node['uuid'], 'active')
-        sandbox.wait_node(node['uuid'], 'wait call-back')
+        _deploy_from(sandbox, node, server)
         with deployer.running_agent():
             assert server.httpd.half_sent.wait(240), 'no image download'
             _reset_status(sandbox, volume, status='error')

@@ -227,12 +227,7 @@ def _leftover_attachment(sandbox, flow, volume, connector):
     Created as the conductor creates them (the node's connector, the node
     as instance) and completed: what an undeploy that lost Cinder leaves.
     """
-    attachment = sandbox.cinder.post('/attachments', {'attachment': {
-        'volume_uuid': volume['id'], 'instance_uuid': flow.uuid,
-        'connector': connector, 'mode': 'rw'}},
-        microversion='3.54')['attachment']
-    sandbox.cinder.post('/attachments/%s/action' % attachment['id'],
-                        {'os-complete': None}, microversion='3.44')
+    attachment = sandbox.attach_completed(volume['id'], flow.uuid, connector)
     return connection.from_attachment(attachment['connection_info'])
 
 
