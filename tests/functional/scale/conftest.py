@@ -62,6 +62,7 @@ def cluster():
         state_dir, port_base, database='mariadb', conductors=CONDUCTORS)
     print('\ncluster sandbox up in %.1fs %s'
           % (handle.startup_seconds, handle.timings))
+    names = handle.box.ironic.process_names()
     try:
         yield handle
     finally:
@@ -70,3 +71,6 @@ def cluster():
         print('\ncluster sandbox down in %.1fs' % (time.monotonic() - began))
         left = handle.leftovers()
         assert not any(left.values()), 'sandbox left behind: %s' % left
+        # ironic-api and every conductor stopped and forgotten.
+        assert not [name for name in names
+                    if handle.box.procs.get(name) is not None]

@@ -154,12 +154,3 @@ def test_restarted_conductor_rejoins(cluster, spread):
     # It updated its old registration rather than joining as a stranger.
     assert ('A conductor with hostname conductor-2 was previously '
             'registered' in ironic.log_tail(VICTIM, 100000))
-
-
-def test_down_leaves_no_process(cluster):
-    names = cluster.box.ironic.process_names()
-    cluster.close()
-    left = cluster.leftovers()
-    assert not any(left.values()), left
-    for name in names:
-        assert cluster.box.procs.get(name) is None, name
