@@ -61,6 +61,7 @@ from ipa_cinder.conductor import agent_steps
 from ipa_cinder.conductor import cinder_session
 from ipa_cinder.conductor import ramdisk_boot
 from ipa_cinder.conductor import targets as targets_mod
+from ipa_cinder.conductor import volume_checks
 from ipa_cinder.conductor import volumes
 from ipa_cinder import conf
 from ipa_cinder import exception
@@ -251,6 +252,12 @@ class CinderAgentDeploy(agent.AgentDeploy):
         node = task.node
         if not has_boot_volume(task):
             return
+        recorded = node.driver_internal_info.get(volumes.ATTACHMENTS_KEY)
+        try:
+            volume_checks.check_still_attached(node, self._cinder(task),
+                                               recorded or {})
+        except exception.IpaCinderError as e:
+            raise ironic_exc.InstanceDeployFailure(str(e))
         connector = node.driver_internal_info.get(
             volumes.CONNECTOR_KEY) or {}
         try:

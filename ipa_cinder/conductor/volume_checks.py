@@ -13,7 +13,8 @@
 """Whether a node may attach a Cinder volume, on the conductor.
 
 Each check raises VolumeAttachError naming the node, the volume and what
-is wrong, before anything is created in Cinder.
+is wrong: before anything is created in Cinder, or (:func:`
+check_still_attached`) before the deploy builds on an attachment.
 """
 
 from oslo_log import log
@@ -66,3 +67,28 @@ def check_attachable(node, volume):
             'there first' % ', '.join(sorted(
                 {str(a.get('server_id') or a.get('host_name'))
                  for a in others})))
+
+
+# What an attached volume is while the node keeps its attachment.
+_ATTACHED = ('in-use', 'attaching', 'reserved')
+
+
+def check_still_attached(node, cinder, volume_ids):
+    """Each recorded volume still exists and is still attached.
+
+    An admin may reset a volume's status or delete it while the image is
+    written; the deploy must not go on to boot from it. One GET per
+    volume.
+    """
+    for volume_id in sorted(volume_ids):
+        try:
+            status = cinder.get_volume(volume_id).get('status')
+        except exception.CinderError as e:
+            raise exception.VolumeAttachError(
+                node.uuid, volume_id,
+                'the volume cannot be read from Cinder any more: %s' % e)
+        if status not in _ATTACHED:
+            raise exception.VolumeAttachError(
+                node.uuid, volume_id,
+                'the volume is %s since it was attached; the deploy does '
+                'not go on with it' % status)

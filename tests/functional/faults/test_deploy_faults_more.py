@@ -449,17 +449,14 @@ def test_volume_in_error_between_deploy_and_undeploy(sandbox, deployer,
     deployer.undeploy(node)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'no step after cinder_attach_volumes looks at Cinder again: a boot '
-    'volume put in error during write_image still ends active'))
 def test_volume_in_error_during_image_write(sandbox, deployer, os_image,
                                             faults, baseline):
     """An admin resets the boot volume to ``error`` while the image goes on.
 
-    Expected: the deploy stops at the next conductor step
-    (``cinder_configure_boot``) with ``deploy failed`` and a
+    The deploy stops at the next conductor step (``cinder_configure_boot``
+    reads each recorded volume again) with ``deploy failed`` and a
     ``last_error`` naming node, volume and its status; the undeploy
-    leaves nothing. Today the deploy ends ``active``.
+    leaves nothing.
     """
     node, volume = base._node_with_volume(sandbox, deployer)
     with SlowImageServer(os_image['path']) as server:
