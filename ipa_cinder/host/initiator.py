@@ -16,6 +16,13 @@ A ramdisk image serves many nodes, so the name it was built with (if any)
 is nobody's: the agent writes the node's own name before it reports the
 connector, and restarts a running iscsid, which reads the name only when
 it starts. Only the agent writes it; the CLI reads what the host has.
+
+A ramdisk that never reported a connector (cleaning) has no name at all,
+and Debian's iscsid refuses to start without one, so iscsiadm cannot log
+out of the session the firmware opened (iBFT) and IPA's start-up logged
+in to again with ``iscsistart``, which needs no iscsid. For that case
+:func:`ensure_for_sessions` writes the firmware's own name: the one that
+session logged in with.
 """
 
 import os
@@ -30,6 +37,8 @@ LOG = log.getLogger(__name__)
 CONF = ipa_conf.CONF
 
 _KEY = 'InitiatorName='
+#: The initiator name iSCSI boot firmware published (kernel iscsi_ibft).
+FIRMWARE_NAME = '/sys/firmware/ibft/initiator/initiator-name'
 # A name file is a line or two: anything longer is not one.
 _MAX_FILE_SIZE = 4096
 
@@ -87,3 +96,52 @@ def ensure(name, path=None):
     LOG.info('Initiator name of this node set to %s (%s)', name, path)
     _restart_iscsid()
     return True
+
+
+def firmware_name(path=None):
+    """The initiator name in the firmware's iBFT, or None."""
+    path = path or FIRMWARE_NAME
+    try:
+        with open(path) as f:
+            name = f.read(_MAX_FILE_SIZE).strip()
+    except OSError:
+        return None
+    try:
+        connection.validate_initiator(name)
+    except Exception as e:  # a broken table is no name to use
+        LOG.warning('Ignoring the iBFT initiator name: %s', e)
+        return None
+    return name
+
+
+def _start_iscsid():
+    """Start iscsid now that it has a name (it failed at boot without)."""
+    for argv in (('systemctl', 'reset-failed', 'iscsid.service',
+                  'iscsid.socket'),
+                 ('systemctl', 'start', 'iscsid.socket', 'iscsid.service')):
+        try:
+            processutils.execute(*argv, attempts=1)
+        except (processutils.ProcessExecutionError, OSError) as e:
+            LOG.warning('Could not run %s (%s); iscsiadm starts iscsid '
+                        'through its socket if it can', ' '.join(argv), e)
+            return
+
+
+def ensure_for_sessions(path=None):
+    """An initiator name for iscsid, if this host has none yet.
+
+    :returns: the name now in the file, or None when there is none (no
+        file and no iBFT name): iscsiadm then reports why it cannot work.
+    """
+    path = path or CONF.ipa_cinder.initiator_file
+    current = read(path)
+    if current:
+        return current
+    name = firmware_name()
+    if name is None:
+        return None
+    _write(path, name)
+    LOG.info('This host had no initiator name: set the firmware\'s (iBFT) '
+             'name %s so that iscsid can run (%s)', name, path)
+    _start_iscsid()
+    return name

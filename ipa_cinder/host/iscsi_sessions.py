@@ -40,6 +40,7 @@ from oslo_log import log
 from ipa_cinder.common import secrets
 from ipa_cinder import exception
 from ipa_cinder.host import blockdev
+from ipa_cinder.host import initiator
 from ipa_cinder.host import iscsi
 from ipa_cinder.host import mounts
 
@@ -332,6 +333,8 @@ def logout_all(force=False, errors=None):
     """
     failures = [] if errors is None else errors
     first_failure = len(failures)
+    if _sysfs_session_ids():  # iscsiadm needs iscsid, iscsid a name
+        initiator.ensure_for_sessions()
     try:
         listed = list_sessions()
     except exception.IscsiSessionError as e:

@@ -95,3 +95,42 @@ def test_operators_name_wins_and_is_checked():
         connection.node_initiator(
             NODE, {connection.INITIATOR_PROPERTY: 'node nine'}, 'iqn.x')
     assert exc.value.field == 'properties/iscsi_initiator_iqn'
+
+
+@pytest.fixture
+def ibft(tmp_path, monkeypatch):
+    path = tmp_path / 'ibft-initiator-name'
+    monkeypatch.setattr(initiator, 'FIRMWARE_NAME', str(path))
+    return path
+
+
+def test_no_name_takes_the_firmwares_and_starts_iscsid(
+        name_file, ibft, systemctl):
+    ibft.write_text('iqn.2010-10.org.openstack.ipa-cinder:node-1\n')
+    assert initiator.ensure_for_sessions(name_file) == \
+        'iqn.2010-10.org.openstack.ipa-cinder:node-1'
+    assert initiator.read(name_file) == \
+        'iqn.2010-10.org.openstack.ipa-cinder:node-1'
+    # iscsid failed at boot without a name: its failure is reset first.
+    commands = [c.args[:2] for c in systemctl.call_args_list]
+    assert commands == [('systemctl', 'reset-failed'),
+                        ('systemctl', 'start')]
+
+
+def test_a_name_already_there_is_kept(name_file, ibft, systemctl):
+    initiator.ensure('iqn.2004-10.org.example:mine', name_file)
+    systemctl.reset_mock()
+    ibft.write_text('iqn.2010-10.org.openstack.ipa-cinder:node-1\n')
+    assert initiator.ensure_for_sessions(name_file) == \
+        'iqn.2004-10.org.example:mine'
+    assert not systemctl.called
+
+
+@pytest.mark.parametrize('firmware', [None, '', 'not a name\n'])
+def test_no_usable_firmware_name_writes_nothing(name_file, ibft, systemctl,
+                                                firmware):
+    if firmware is not None:
+        ibft.write_text(firmware)
+    assert initiator.ensure_for_sessions(name_file) is None
+    assert not os.path.exists(name_file)
+    assert not systemctl.called
