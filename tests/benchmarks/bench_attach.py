@@ -52,7 +52,6 @@ and undeploy worked; timings never fail the run.
 """
 
 import argparse
-import datetime
 import importlib.util
 import os
 import sys
@@ -216,12 +215,8 @@ def parse_args(argv=None):
 
 
 def _document(args, bench, began, load_start):
-    return {
-        'benchmark': 'bench_attach',
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        'seconds': round(time.monotonic() - began, 1),
-        'load_start': load_start, 'load_end': list(os.getloadavg()),
-        'cpus': os.cpu_count(), 'repeat': args.repeat,
+    return dict(runner.header('bench_attach', began, load_start), **{
+        'repeat': args.repeat,
         'database': args.database, 'volumes': args.sizes,
         'ramdisk_heartbeat_timeout': {'sandbox': 10, 'ironic_default': 300},
         'legacy_from_code': second_ironic.LEGACY_FROM_CODE,
@@ -230,7 +225,7 @@ def _document(args, bench, began, load_start):
         'default_heartbeat': bench.results['default_heartbeat'],
         'skipped': bench.results['skipped'],
         'errors': bench.results['errors'],
-    }
+    })
 
 
 def main(argv=None):

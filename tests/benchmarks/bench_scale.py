@@ -294,18 +294,14 @@ def parse_args(argv=None):
 
 
 def document_of(args, bench, began, load_start):
-    return {
-        'benchmark': 'bench_scale',
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        'seconds': round(time.monotonic() - began, 1),
-        'load_start': load_start, 'load_end': list(os.getloadavg()),
-        'cpus': os.cpu_count(), 'conductors': CONDUCTORS,
+    return dict(runner.header('bench_scale', began, load_start), **{
+        'conductors': CONDUCTORS,
         'memory_mib': round(psutil.virtual_memory().total / 1048576.0),
         'sizes': args.sizes, 'repeat': args.repeat,
         'runs': bench.runs,
         'summary': scale_report.summarize(bench.runs),
         'skipped': bench.skipped, 'errors': bench.errors,
-    }
+    })
 
 
 def main(argv=None):

@@ -18,8 +18,11 @@ measures and always brings it down; :func:`finish` prints the table,
 writes the JSON and says what was skipped or went wrong.
 """
 
+import datetime
 import json
+import os
 import signal
+import time
 import traceback
 
 
@@ -52,6 +55,17 @@ def run(bench, errors):
             errors.append('sandbox down: %s' % e)
             traceback.print_exc()
     return failed
+
+
+def header(name, began, load_start):
+    """The fields every benchmark's JSON document starts with."""
+    return {
+        'benchmark': name,
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        'seconds': round(time.monotonic() - began, 1),
+        'load_start': load_start, 'load_end': list(os.getloadavg()),
+        'cpus': os.cpu_count(),
+    }
 
 
 def finish(document, table, output, failed):
