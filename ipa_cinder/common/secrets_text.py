@@ -89,8 +89,8 @@ _OPTION = re.compile(
 # is everything up to the end of the line, spaces included, so a secret
 # key's whole value is masked. Lines also end at an escaped newline: the
 # record inside a repr (a command error's ``Stdout: '...\n...'``). The
-# key is taken whole (possessive: nothing is tried twice) and judged by
-# :data:`_SECRET_KEY_WORD` afterwards.
+# key is taken whole (possessive: nothing is tried twice) and its last
+# dotted part judged by :data:`_SECRET_KEY_WORD` afterwards.
 _RECORD_LINE = re.compile(
     r"""(?:^|(?<=\\n))"""
     r"""(?P<key>[ \t]*[\w.\[\]]++[ \t]*=[ \t]*)"""
@@ -100,7 +100,9 @@ _SECRET_KEY_WORD = re.compile(r"""%s|user""" % _KEY_WORDS, re.IGNORECASE)
 
 
 def _masked_record_line(match):
-    name = match.group('key').split('=', 1)[0].strip()
+    # The last part of a dotted name says what the value is
+    # (node.session.auth.password; not password.wait).
+    name = match.group('key').split('=', 1)[0].strip().rsplit('.', 1)[-1]
     if not match.group('value') or not _SECRET_KEY_WORD.search(name):
         return match.group(0)
     return match.group('key') + MASK
