@@ -106,17 +106,19 @@ conductor_opts = [
                help='How many of a node\'s volumes the conductor prepares '
                     'in Cinder at the same time (volume checks, attachment '
                     'create and complete) during cinder_attach_volumes. '
-                    'The agent connects them one after the other, each as '
-                    'soon as its attachment exists. 1 prepares one volume '
-                    'after another.'),
+                    'The agent then connects them all in one command. 1 '
+                    'prepares one volume after another.'),
     cfg.FloatOpt('write_image_wait',
                  default=5.0, min=0, max=60,
                  help='For how long, in seconds, after the write_image '
                       'deploy step of cinder-agent has started the image '
-                      'write on the agent, the conductor asks the agent '
-                      '(every 0.5 s, without holding the node\'s lock) '
-                      'whether it is over, and if so processes its end at '
-                      'once, as the agent\'s next heartbeat would. A write '
+                      'write on the agent, the conductor waits for the '
+                      'agent to answer that it is over (one request that '
+                      'the agent answers at the end of the write, or a '
+                      'look every 0.5 s at an agent that cannot answer so; '
+                      'without holding the node\'s lock), and if so '
+                      'processes its end at once, as the agent\'s next '
+                      'heartbeat would. A write '
                       'that ends within it saves up to one heartbeat '
                       'interval; a longer one is reported by the heartbeat '
                       'as in a direct deploy. 0 turns this off.'),

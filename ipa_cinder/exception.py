@@ -164,6 +164,10 @@ class AgentCommandError(IpaCinderError):
     """The agent refused or failed a ``cinder.*`` command."""
 
 
+class AgentCommandUnknown(AgentCommandError):
+    """The agent has no such command (a ramdisk of an older release)."""
+
+
 class VolumeAttachError(IpaCinderError):
     """Attaching or detaching a node's volume failed on the conductor.
 

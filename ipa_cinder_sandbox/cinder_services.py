@@ -96,7 +96,7 @@ class Cinder(object):
             'my_ip': '127.0.0.1',
             'osapi_volume_listen': '127.0.0.1',
             'osapi_volume_listen_port': str(self.layout.ports['cinder']),
-            'osapi_volume_workers': '1',
+            'osapi_volume_workers': str(self.layout.cinder_api_workers),
             'api_paste_config': self._venv_etc('api-paste.ini'),
             'rootwrap_config': self._venv_etc('rootwrap.conf'),
             'state_path': self.base,

@@ -76,12 +76,14 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
 
     @classmethod
     def start(cls, state_dir, port_base, database='sqlite', reuse=False,
-              conductors=1):
+              conductors=1, cinder_api_workers=1):
         """Bring a sandbox up, or with ``reuse`` use a running one.
 
         :param conductors: 1 for the combined ironic process, N >= 2 for
             ironic-api and N conductors (needs ``database='mariadb'``).
             A reused sandbox must run the same number.
+        :param cinder_api_workers: cinder-api processes (Cinder's default
+            is one per CPU; 1 keeps test sandboxes small).
         """
         if reuse:
             layout, info = layout_mod.Layout.load(state_dir)
@@ -92,7 +94,7 @@ class SandboxHandle(handle_volumes.VolumeHelpers,
                        ['cinder-api'] + box.ironic.process_names()):
                     return cls(box, info, reused=True)
         layout = layout_mod.Layout(state_dir, port_base, database,
-                                   conductors)
+                                   conductors, cinder_api_workers)
         box = sandbox_mod.Sandbox(layout)
         began = time.monotonic()
         info = box.up()

@@ -102,7 +102,7 @@ class Layout(object):
     """Paths and ports of one sandbox."""
 
     def __init__(self, state_dir=None, port_base=None, database='sqlite',
-                 conductors=1):
+                 conductors=1, cinder_api_workers=1):
         self.state_dir = os.path.abspath(state_dir or default_state_dir())
         self.port_base = int(port_base or default_port_base())
         if database not in ('sqlite', 'mariadb'):
@@ -110,6 +110,9 @@ class Layout(object):
                              % database)
         self.database = database
         self.conductors = check_conductors(conductors, database)
+        # One keeps test sandboxes small; Cinder's own default is one per
+        # CPU (what the benchmark uses).
+        self.cinder_api_workers = max(1, int(cinder_api_workers))
         self.ports = {name: self.port_base + offset
                       for name, offset in PORT_OFFSETS.items()}
         self.venv_bin = os.path.dirname(os.path.abspath(sys.executable))
@@ -155,6 +158,7 @@ class Layout(object):
             'port_base': self.port_base,
             'database': self.database,
             'conductors': self.conductors,
+            'cinder_api_workers': self.cinder_api_workers,
             'ports': dict(self.ports),
             'cinder_url': self.cinder_url,
             'ironic_url': self.ironic_url,
@@ -198,5 +202,6 @@ class Layout(object):
         except FileNotFoundError:
             return None, None
         layout = cls(state_dir, data['port_base'], data['database'],
-                     data.get('conductors', 1))
+                     data.get('conductors', 1),
+                     data.get('cinder_api_workers', 1))
         return layout, data

@@ -20,6 +20,10 @@ initiator=None)``
 ``cinder.connect_volume(volume_id, attachment_id, connection_info,
 mode="rw", boot=False, multipath=False)``
     Connect a volume; returns its device path. Idempotent per attachment.
+``cinder.connect_volumes(volumes)``
+    Connect several volumes in one command, in the order given (each item
+    takes the parameters of ``connect_volume``): all of them or, after a
+    failure, none that this command connected.
 ``cinder.disconnect_volume(volume_id=None, attachment_id=None)``
     Flush and disconnect; unknown volumes are a success.
 ``cinder.list_connections()``
@@ -46,7 +50,6 @@ connection_info reaches the agent's log or an error.
 """
 
 import ipaddress
-import os
 import socket
 
 from ironic_python_agent import errors
@@ -54,15 +57,14 @@ from ironic_python_agent.extensions import base
 from ironic_python_agent import hardware
 from ironic_python_agent.metrics_lib import metrics_utils
 from oslo_log import log
-from oslo_utils import strutils
 
 from ipa_cinder.agent import os_config
+from ipa_cinder.agent import params
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
 from ipa_cinder import conf as ipa_conf
 from ipa_cinder import exception
-from ipa_cinder.host import blockdev
 from ipa_cinder.host import brick
 from ipa_cinder.host import connections
 from ipa_cinder.host import initiator as initiator_file
@@ -70,135 +72,6 @@ from ipa_cinder.host import initiator as initiator_file
 LOG = log.getLogger(__name__)
 CONF = ipa_conf.CONF
 METRICS = metrics_utils.get_metrics_logger(__name__)
-
-
-#: Unknown parameter names an error lists, at most.
-_SHOWN_NAMES = 5
-
-
-def _bool(name, value):
-    if isinstance(value, bool):
-        return value
-    # Strings and integers only (JSON gives nothing else that reads as a
-    # boolean): bool_from_string prints anything else first, and a value
-    # nested past the recursion limit cannot be printed.
-    if isinstance(value, (str, int)):
-        try:
-            return strutils.bool_from_string(value, strict=True)
-        except ValueError:
-            pass
-    raise errors.InvalidCommandParamsError(
-        '%s must be a boolean, got %s' % (name, secrets.brief(value)))
-
-
-def _unknown(command, extra):
-    if extra:
-        names = sorted(extra)
-        shown = ', '.join(secrets.brief(n, 32) for n in names[:_SHOWN_NAMES])
-        if len(names) > _SHOWN_NAMES:
-            shown += ' and %d more' % (len(names) - _SHOWN_NAMES)
-        raise errors.InvalidCommandParamsError(
-            '%s: unknown parameter(s) %s' % (command, shown))
-
-
-def _no_parameters(command):
-    def validate(self, **extra):
-        _unknown(command, extra)
-    return validate
-
-
-def _check_device(info, volume_id):
-    """A path protocol's device, if it exists already, must be usable.
-
-    A path that does not exist (yet: udev may lag behind the export) is
-    waited for by the command itself; anything else that is not a block
-    device this host can open (a FIFO, a regular file, a directory, a
-    character device, a node the agent may not open) is refused here,
-    before the command starts, so nothing is recorded or connected.
-    """
-    if info['driver_volume_type'] not in connection.PATH_PROTOCOLS:
-        return
-    path = info['data']['device_path']
-    if not os.path.lexists(path):
-        return
-    try:
-        blockdev.check_block_device(path)
-    except (exception.UnusableDevice, exception.DeviceTimeout) as e:
-        raise errors.InvalidCommandParamsError(
-            '%svolume %s: invalid connection info field '
-            '"data.device_path": not a usable block device on this host: '
-            '%s' % (_node_prefix(), volume_id, e))
-
-
-def _validate_connect(self, volume_id=None, attachment_id=None,
-                      connection_info=None, mode='rw', boot=False,
-                      multipath=False, **extra):
-    _unknown('cinder.connect_volume', extra)
-    try:
-        connection.check_uuid(volume_id, 'volume_id')
-        connection.check_uuid(attachment_id, 'attachment_id')
-        connection.validate_mode(mode, volume_id)
-        info = connection.validate_connection_info(connection_info,
-                                                   volume_id)
-    except ValueError as e:
-        raise errors.InvalidCommandParamsError(
-            '%s%s' % (_node_prefix(), e))
-    _bool('boot', boot)
-    _bool('multipath', multipath)
-    _check_device(info, volume_id)
-
-
-def _validate_disconnect(self, volume_id=None, attachment_id=None,
-                         force=False, **extra):
-    _unknown('cinder.disconnect_volume', extra)
-    if volume_id is None and attachment_id is None:
-        raise errors.InvalidCommandParamsError(
-            'cinder.disconnect_volume needs volume_id or attachment_id')
-    try:
-        if volume_id is not None:
-            connection.check_uuid(volume_id, 'volume_id')
-        if attachment_id is not None:
-            connection.check_uuid(attachment_id, 'attachment_id')
-    except ValueError as e:
-        raise errors.InvalidCommandParamsError(str(e))
-    _bool('force', force)
-
-
-def _initiator(initiator):
-    if initiator is None:
-        return
-    try:
-        connection.validate_initiator(initiator)
-    except ValueError as e:
-        raise errors.InvalidCommandParamsError('%s%s' % (_node_prefix(), e))
-
-
-def _validate_get_connector(self, multipath=False, enforce_multipath=False,
-                            initiator=None, **extra):
-    _unknown('cinder.get_connector', extra)
-    _bool('multipath', multipath)
-    _bool('enforce_multipath', enforce_multipath)
-    _initiator(initiator)
-
-
-def _validate_disconnect_all(self, all_iscsi_sessions=False, **extra):
-    _unknown('cinder.disconnect_all', extra)
-    _bool('all_iscsi_sessions', all_iscsi_sessions)
-
-
-def _validate_configure_boot(self, initiator=None, **extra):
-    _unknown('cinder.configure_boot', extra)
-    _initiator(initiator)
-
-
-def _node_uuid():
-    node = hardware.get_cached_node()
-    return node.get('uuid') if node else None
-
-
-def _node_prefix():
-    node = _node_uuid()
-    return 'node %s: ' % node if node else ''
 
 
 class CinderExtension(base.BaseAgentExtension):
@@ -217,7 +90,7 @@ class CinderExtension(base.BaseAgentExtension):
         except ValueError:
             return None
 
-    @base.sync_command('get_connector', _validate_get_connector)
+    @base.sync_command('get_connector', params.validate_get_connector)
     @METRICS.timer('CinderExtension.get_connector')
     def get_connector(self, multipath=False, enforce_multipath=False,
                       initiator=None):
@@ -227,8 +100,9 @@ class CinderExtension(base.BaseAgentExtension):
         chose it, else derived from the node) is written to open-iscsi's
         file first, so the connector, iscsid and the deployed OS agree.
         """
-        multipath = _bool('multipath', multipath)
-        enforce_multipath = _bool('enforce_multipath', enforce_multipath)
+        multipath = params.bool_param('multipath', multipath)
+        enforce_multipath = params.bool_param('enforce_multipath',
+                                              enforce_multipath)
         node = hardware.get_cached_node() or {}
         host = node.get('uuid') or socket.gethostname()
         try:
@@ -247,9 +121,9 @@ class CinderExtension(base.BaseAgentExtension):
         except Exception as e:
             raise errors.CommandExecutionError(
                 '%scannot read the storage connector: %s'
-                % (_node_prefix(), secrets.safe_text(e)))
+                % (params.node_prefix(), secrets.safe_text(e)))
 
-    @base.async_command('connect_volume', _validate_connect)
+    @base.async_command('connect_volume', params.validate_connect)
     @METRICS.timer('CinderExtension.connect_volume')
     def connect_volume(self, volume_id, attachment_id, connection_info,
                        mode='rw', boot=False, multipath=False):
@@ -257,14 +131,57 @@ class CinderExtension(base.BaseAgentExtension):
         try:
             record = self.connections.connect(
                 volume_id, attachment_id, connection_info, mode=mode,
-                boot=_bool('boot', boot),
-                multipath=_bool('multipath', multipath),
-                node=_node_uuid())
+                boot=params.bool_param('boot', boot),
+                multipath=params.bool_param('multipath', multipath),
+                node=params.node_uuid())
         except (exception.VolumeConnectionError, ValueError) as e:
             raise errors.CommandExecutionError(secrets.safe_text(e))
         return _public(record)
 
-    @base.async_command('disconnect_volume', _validate_disconnect)
+    @base.async_command('connect_volumes', params.validate_connect_volumes)
+    @METRICS.timer('CinderExtension.connect_volumes')
+    def connect_volumes(self, volumes):
+        """Connect several volumes, in order: one command for a node's all.
+
+        After a failure, the connections this command made are undone
+        (those it found already there stay, as a retry of
+        ``connect_volume`` would leave them) and the error names the
+        volume at fault.
+
+        :returns: ``{'connected': [...]}``, one result of
+            ``connect_volume`` per volume, in the order given.
+        """
+        node = params.node_uuid()
+        done = []
+        try:
+            for item in volumes:
+                done.append(self.connections.connect(
+                    item['volume_id'], item['attachment_id'],
+                    item['connection_info'], mode=item.get('mode', 'rw'),
+                    boot=params.bool_param('boot', item.get('boot', False)),
+                    multipath=params.bool_param(
+                        'multipath', item.get('multipath', False)),
+                    node=node))
+        except (exception.VolumeConnectionError, ValueError) as e:
+            self._undo(done)
+            raise errors.CommandExecutionError(secrets.safe_text(e))
+        return {'connected': [_public(r) for r in done]}
+
+    def _undo(self, records):
+        for record in reversed(records):
+            if record.get('reused'):
+                continue
+            try:
+                self.connections.disconnect(
+                    attachment_id=record['attachment_id'])
+            except Exception as e:
+                # Still recorded: disconnect_all and cleaning find it.
+                LOG.error('%sCould not undo the connection of volume %s '
+                          'after a failed cinder.connect_volumes: %s',
+                          params.node_prefix(), record['volume_id'],
+                          secrets.safe_text(e))
+
+    @base.async_command('disconnect_volume', params.validate_disconnect)
     @METRICS.timer('CinderExtension.disconnect_volume')
     def disconnect_volume(self, volume_id=None, attachment_id=None,
                           force=False):
@@ -272,21 +189,21 @@ class CinderExtension(base.BaseAgentExtension):
         try:
             records = self.connections.disconnect(
                 volume_id=volume_id, attachment_id=attachment_id,
-                force=_bool('force', force))
+                force=params.bool_param('force', force))
         except (exception.VolumeConnectionError, ValueError) as e:
             raise errors.CommandExecutionError(
-                '%s%s' % (_node_prefix(), secrets.safe_text(e)))
+                '%s%s' % (params.node_prefix(), secrets.safe_text(e)))
         return {'disconnected': [_public(r) for r in records]}
 
     @base.sync_command('list_connections',
-                       _no_parameters('cinder.list_connections'))
+                       params.no_parameters('cinder.list_connections'))
     @METRICS.timer('CinderExtension.list_connections')
     def list_connections(self):
         """Every connection this node has recorded."""
         return {'connections': [_public(r)
                                 for r in self.connections.list()]}
 
-    @base.sync_command('configure_boot', _validate_configure_boot)
+    @base.sync_command('configure_boot', params.validate_configure_boot)
     @METRICS.timer('CinderExtension.configure_boot')
     def configure_boot(self, initiator=None):
         """Set the initiator name of the OS on the boot volume.
@@ -314,12 +231,12 @@ class CinderExtension(base.BaseAgentExtension):
         except Exception as e:
             raise errors.CommandExecutionError(
                 '%scannot set the initiator name on the boot volume %s: %s'
-                % (_node_prefix(), record['volume_id'],
+                % (params.node_prefix(), record['volume_id'],
                    secrets.safe_text(e)))
         result['volume_id'] = record['volume_id']
         return result
 
-    @base.async_command('disconnect_all', _validate_disconnect_all)
+    @base.async_command('disconnect_all', params.validate_disconnect_all)
     @METRICS.timer('CinderExtension.disconnect_all')
     def disconnect_all(self, all_iscsi_sessions=False):
         """Flush and disconnect every volume; the attachments stay.
@@ -328,13 +245,14 @@ class CinderExtension(base.BaseAgentExtension):
             no connection record knows (a firmware/iBFT login, a crashed
             agent's), so that cleaning sees no disk of a SAN.
         """
-        all_iscsi_sessions = _bool('all_iscsi_sessions', all_iscsi_sessions)
+        all_iscsi_sessions = params.bool_param('all_iscsi_sessions',
+                                               all_iscsi_sessions)
         try:
             records, sessions = self.connections.disconnect_all(
                 all_iscsi_sessions=all_iscsi_sessions)
         except exception.VolumeConnectionError as e:
             raise errors.CommandExecutionError(
-                '%s%s' % (_node_prefix(), secrets.safe_text(e)))
+                '%s%s' % (params.node_prefix(), secrets.safe_text(e)))
         LOG.info('cinder.disconnect_all: disconnected %d volume(s), logged '
                  'out of %d other iSCSI session(s)', len(records),
                  len(sessions))

@@ -20,6 +20,9 @@ from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
 
+#: How IPA refuses a command no extension of it has (HTTP 400).
+_UNKNOWN_COMMAND = 'Unknown command:'
+
 
 def run(task, name, params=None):
     """Run ``cinder.<name>`` on the node's agent and return its result.
@@ -27,14 +30,18 @@ def run(task, name, params=None):
     :param task: the TaskManager of the node.
     :param name: the command, e.g. ``cinder.connect_volume``.
     :param params: its parameters.
-    :raises: AgentCommandError with the agent's (masked) reason.
+    :raises: AgentCommandError with the agent's (masked) reason;
+        AgentCommandUnknown when the agent has no such command.
     """
     client = agent_client.get_client(task)
     try:
         result = client._command(task.node, method=name,
                                  params=params or {}, wait=True)
     except ironic_exc.IronicException as e:
-        raise exception.AgentCommandError(
+        error = exception.AgentCommandError
+        if _UNKNOWN_COMMAND in str(e):
+            error = exception.AgentCommandUnknown
+        raise error(
             'agent command %s failed: %s' % (name, secrets.safe_text(e)))
     status = result.get('command_status')
     if status != 'SUCCEEDED':

@@ -16,21 +16,33 @@ Ironic learns that an in-band step such as ``write_image`` has ended only
 at the agent's next heartbeat, and IPA sends one at the end of a command
 only when 5 s have passed since the previous one: a short step costs a
 whole heartbeat interval. After starting such a step, the deploy
-interface may watch the agent's command status for a few seconds
+interface may watch the step's agent command for a few seconds
 (``[ipa_cinder] write_image_wait``) in a thread of its own, WITHOUT the
 node's lock: the node waits in ``wait call-back`` exactly as it would
 without the watch, so a conductor restart, an abort or a heartbeat that
-comes first are handled by Ironic as always. When the step has ended, the
-watch takes the node's lock for a moment and runs what a heartbeat would
-run (Ironic's own ``_heartbeat_deploy_wait``): success, failure, reboot
-requests and post-step hooks are Ironic's to handle, as after a heartbeat.
+comes first are handled by Ironic as always.
+
+The watch looks up the id of the running command once, then asks the
+agent for it with ``wait=true`` (IPA answers when the command has ended),
+so the end is seen at once and the agent does not serialize its whole
+command list again and again. An agent that cannot answer that way is
+asked for its command list every ``POLL_INTERVAL`` instead.
+
+When the agent says the step has ended, the watch checks the command list
+as a heartbeat would, takes the node's lock for a moment and runs what a
+heartbeat would run (Ironic's own ``_heartbeat_deploy_wait``): success,
+failure, reboot requests and post-step hooks are Ironic's to handle, as
+after a heartbeat.
 """
 
+import collections
 import threading
 import time
+from urllib import parse
 
 from ironic.common import exception as ironic_exc
 from ironic.common import states
+from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import agent_client
@@ -38,58 +50,212 @@ from oslo_log import log
 
 LOG = log.getLogger(__name__)
 
-#: Seconds between two looks at the agent's command status.
+#: Seconds between two looks at the agent's command list, when the agent
+#: cannot be asked to answer at the end of the command.
 POLL_INTERVAL = 0.5
 
 _PURPOSE = 'watching the agent step'
+_WAITING = (states.DEPLOYING, states.DEPLOYWAIT)
+_RUNNING = 'RUNNING'
+_MASK = '***'
+# The HTTP library of Ironic's agent client (through Ironic: not a
+# requirement of ours) raises this when the agent has not answered in time.
+_READ_TIMEOUT = agent_client.requests.exceptions.ReadTimeout
+
+# The long-poll of one agent command: what it needs once the node's task
+# is gone (the client, with its session, outlives the task).
+_Request = collections.namedtuple('_Request', 'client url params verify')
 
 
-def _completed(task):
-    """The agent's command of the current deploy step once it ended."""
+def _masked(what, token):
+    # requests and urllib3 put the URL, query included, in their errors:
+    # the agent token must not reach the log with them.
+    text = str(what)
+    if token:
+        for form in (token, parse.quote(token, safe='')):
+            text = text.replace(form, _MASK)
+    return text
+
+
+def _token(node):
+    return node.driver_internal_info.get('agent_secret_token')
+
+
+def _commands(task):
+    """The agent's command list, or None if the agent does not answer."""
     try:
-        commands = agent_client.get_client(task).get_commands_status(
+        return agent_client.get_client(task).get_commands_status(
             task.node, retry_connection=False, expect_errors=True)
     except Exception as e:
         # The heartbeat path retries and reports this properly.
         LOG.debug('Node %(node)s: no command status from the agent '
-                  '(%(err)s)', {'node': task.node.uuid, 'err': e})
+                  '(%(err)s)', {'node': task.node.uuid,
+                                'err': _masked(e, _token(task.node))})
         return None
+
+
+def _completed(task, commands):
+    """The agent's command of the current deploy step once it ended."""
     if not commands:
         return None
     return agent_base._get_completed_command(task, commands, 'deploy')
 
 
+def _running_id(node, commands):
+    """The id of the agent's command running the current deploy step.
+
+    IPA runs one asynchronous command at a time (it refuses another while
+    one runs) and reports a command's step only once it has ended: as in
+    Ironic's ``_get_completed_command``, the step just started is the last
+    command, a running ``execute_deploy_step``.
+    """
+    if not commands or not isinstance(commands[-1], dict):
+        return None
+    last = commands[-1]
+    if (last.get('command_name') != 'execute_deploy_step'
+            or last.get('command_status') != _RUNNING):
+        return None
+    # Should an agent report the step of a running command, it must be
+    # the node's current one.
+    result, params = last.get('command_result'), last.get('command_params')
+    step = ((result.get('deploy_step') if isinstance(result, dict) else None)
+            or (params.get('step') if isinstance(params, dict) else None))
+    if step and not (isinstance(step, dict) and conductor_steps.is_equivalent(
+            step, node.deploy_step or {})):
+        return None
+    command_id = last.get('id')
+    return command_id if isinstance(command_id, str) and command_id else None
+
+
+def _request(task, commands):
+    """The long-poll of the running step's command, or None to poll."""
+    node = task.node
+    command_id = _running_id(node, commands)
+    if command_id is None:
+        LOG.debug('Node %s: no running deploy step command with an id in '
+                  'the agent\'s list; polling it', node.uuid)
+        return None
+    client = agent_client.get_client(task)
+    # The agent's URL, TLS verification and token as Ironic's agent
+    # client sends its own requests.
+    params = {'wait': 'true'}
+    token = _token(node)
+    if token:
+        params['agent_token'] = token
+    try:
+        return _Request(client,
+                        client._get_command_url(node)
+                        + parse.quote(command_id, safe=''),
+                        params, client._get_verify(node))
+    except Exception as e:
+        LOG.debug('Node %(node)s: cannot ask the agent for its command '
+                  '(%(err)s); polling it',
+                  {'node': node.uuid, 'err': _masked(e, token)})
+        return None
+
+
+def _long_poll(request, node_uuid, seconds):
+    """Wait up to ``seconds`` for the agent to answer that it ended.
+
+    No lock is held: the node may be aborted or a heartbeat may come
+    meanwhile, as without the watch.
+
+    :returns: True when it ended, False when it still runs after
+        ``seconds``, None when the agent cannot tell (poll instead).
+    """
+    token = request.params.get('agent_token')
+    try:
+        # The read timeout bounds the wait: the agent sends nothing
+        # before the command has ended.
+        response = request.client.session.get(
+            request.url, params=request.params, verify=request.verify,
+            timeout=(seconds, seconds))
+        response.raise_for_status()
+        status = response.json()['command_status']
+    except _READ_TIMEOUT:
+        return False
+    except Exception as e:
+        # An HTTP error, no connection, an agent without this endpoint
+        # or a strange answer: the command list still tells.
+        LOG.debug('Node %(node)s: the agent did not answer the end of its '
+                  'command (%(cls)s: %(err)s); polling it',
+                  {'node': node_uuid, 'cls': type(e).__name__,
+                   'err': _masked(e, token)})
+        return None
+    if status == _RUNNING:
+        LOG.debug('Node %s: the agent answered before the end of its '
+                  'command; polling it', node_uuid)
+        return None
+    return True
+
+
+def _look(context, node_uuid, long_poll=False):
+    """One look at the node and its agent, under a shared task.
+
+    :returns: (waiting, command, step, request): whether the node still
+        waits for its deploy step, the agent's command of the step once it
+        ended (else None), the step's name and, if ``long_poll``, the
+        long-poll of the running command (else None).
+    """
+    with task_manager.acquire(context, node_uuid, shared=True,
+                              purpose=_PURPOSE) as task:
+        node = task.node
+        if node.provision_state not in _WAITING:
+            return False, None, None, None
+        step = (node.deploy_step or {}).get('step')
+        commands = _commands(task)
+        command = _completed(task, commands)
+        request = None
+        if long_poll and command is None:
+            request = _request(task, commands)
+        return True, command, step, request
+
+
+def _still_running(node_uuid, step, seconds):
+    LOG.info('Node %(node)s: agent deploy step %(step)s still running '
+             'after %(secs)s s; the heartbeat will report its end',
+             {'node': node_uuid, 'step': step, 'secs': seconds})
+    return False
+
+
 def ended_within(context, node_uuid, seconds):
     """Whether the node's in-band deploy step ended within ``seconds``.
 
-    Reads the node without locking it (a shared task).
+    Reads the node without locking it (shared tasks) and holds no task
+    while waiting for the agent.
     """
     started = time.monotonic()
     deadline = started + seconds
-    while True:
-        time.sleep(POLL_INTERVAL)
-        with task_manager.acquire(context, node_uuid, shared=True,
-                                  purpose=_PURPOSE) as task:
-            node = task.node
-            if node.provision_state not in (states.DEPLOYING,
-                                            states.DEPLOYWAIT):
+    waiting, command, step, request = _look(context, node_uuid,
+                                            long_poll=True)
+    if not waiting:
+        return False
+    remaining = deadline - time.monotonic()
+    if command is None and request is not None and remaining > 0:
+        ended = _long_poll(request, node_uuid, remaining)
+        if ended is False:
+            return _still_running(node_uuid, step, seconds)
+        if ended:
+            # The agent's word is not Ironic's decision: the node must
+            # still wait and the command list must show the step's end,
+            # as at a heartbeat.
+            waiting, command, step, _ = _look(context, node_uuid)
+            if not waiting:
                 return False
-            command = _completed(task)
-            step = (node.deploy_step or {}).get('step')
-        if command is not None:
-            LOG.info('Node %(node)s: agent deploy step %(step)s ended '
-                     '(%(status)s) after %(secs).1f s; processing it now '
-                     'rather than at the next heartbeat',
-                     {'node': node_uuid, 'step': step,
-                      'status': command.get('command_status'),
-                      'secs': time.monotonic() - started})
-            return True
+    while command is None:
         if time.monotonic() + POLL_INTERVAL > deadline:
-            LOG.info('Node %(node)s: agent deploy step %(step)s still '
-                     'running after %(secs)s s; the heartbeat will report '
-                     'its end', {'node': node_uuid, 'step': step,
-                                 'secs': seconds})
+            return _still_running(node_uuid, step, seconds)
+        time.sleep(POLL_INTERVAL)
+        waiting, command, step, _ = _look(context, node_uuid)
+        if not waiting:
             return False
+    LOG.info('Node %(node)s: agent deploy step %(step)s ended '
+             '(%(status)s) after %(secs).1f s; processing it now '
+             'rather than at the next heartbeat',
+             {'node': node_uuid, 'step': step,
+              'status': command.get('command_status'),
+              'secs': time.monotonic() - started})
+    return True
 
 
 def process_as_heartbeat(context, node_uuid):
@@ -124,8 +290,7 @@ def _watch(context, node_uuid, seconds):
 def watch(task, seconds):
     """Watch the in-band deploy step just started, for ``seconds``.
 
-    Returns at once; the watch runs in a daemon thread once the caller's
-    step has released the node. 0 starts nothing.
+    Returns at once; the watch runs in a daemon thread. 0 starts nothing.
     """
     if seconds <= 0:
         return None

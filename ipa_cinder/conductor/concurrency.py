@@ -12,10 +12,9 @@
 
 """Running a node's per-volume work concurrently, on the conductor.
 
-Cinder calls of several volumes may run at the same time; the agent runs
-one command at a time (IPA refuses a command while another is running),
-so its commands are sent from the calling thread, one after the other.
-Each started call runs to its end, even after another failed, so that the
+Cinder calls of several volumes may run at the same time (the agent runs
+one command at a time, so it gets one command for all of them). Each
+started call runs to its end, even after another failed, so that the
 caller knows everything that was created and can undo it.
 """
 
@@ -43,36 +42,3 @@ def concurrently(function, items, workers):
         futures.wait(jobs)
     _first_error(jobs)
     return [job.result() for job in jobs]
-
-
-def pipeline(items, prepare, connect, complete, workers):
-    """Prepare concurrently, connect in order, complete concurrently.
-
-    ``connect(item)`` runs in the calling thread, in the order of
-    ``items``, as soon as ``prepare(item)`` has ended: the first item is
-    connected while the others are still being prepared, and completed
-    while the next ones are connected. After a failure nothing more is
-    connected; the calls already started run to their end.
-
-    :param workers: how many prepare/complete calls run at the same time.
-    :raises: the first failure, once every started call has ended.
-    """
-    if not items:
-        return
-    workers = min(workers, len(items)) or 1
-    with futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        prepared = [pool.submit(prepare, item) for item in items]
-        completing = []
-        error = None
-        for item, job in zip(items, prepared):
-            try:
-                job.result()
-                connect(item)
-            except Exception as e:
-                error = e
-                break
-            completing.append(pool.submit(complete, item))
-        futures.wait(prepared + completing)
-    if error is not None:
-        raise error
-    _first_error(prepared + completing)

@@ -73,14 +73,38 @@ def check_attachable(node, volume):
 _ATTACHED = ('in-use', 'attaching', 'reserved')
 
 
-def check_still_attached(node, cinder, volume_ids):
-    """Each recorded volume still exists and is still attached.
+def check_still_attached(node, cinder, recorded):
+    """The recorded attachments still exist; the boot volume is attached.
 
-    An admin may reset a volume's status or delete it while the image is
-    written; the deploy must not go on to boot from it. One GET per
-    volume.
+    An admin may reset a volume's status, detach or delete it while the
+    image is written; the deploy must not go on to boot from it. Two
+    requests whatever the number of volumes: one listing of the node's
+    attachments (a detached or deleted volume has none any more) and the
+    boot volume (whose status an admin may have reset).
+
+    :param recorded: the node's recorded attachments, volume id -> entry
+        with ``attachment_id`` and ``target``.
     """
-    for volume_id in sorted(volume_ids):
+    if not recorded:
+        return
+    try:
+        present = {a.get('id') for a in cinder.list_attachments(
+            instance_uuid=node.uuid)}
+    except exception.CinderError as e:
+        raise exception.VolumeAttachError(
+            node.uuid, None, 'the node\'s attachments cannot be read from '
+            'Cinder any more: %s' % e)
+    for volume_id, entry in sorted(recorded.items()):
+        if entry.get('attachment_id') not in present:
+            raise exception.VolumeAttachError(
+                node.uuid, volume_id,
+                'its attachment %s is gone from Cinder since the volume was '
+                'attached (detached or deleted); the deploy does not go on '
+                'with it' % entry.get('attachment_id'))
+    boot_target = node.driver_internal_info.get('boot_from_volume')
+    for volume_id, entry in sorted(recorded.items()):
+        if entry.get('target') != boot_target:
+            continue
         try:
             status = cinder.get_volume(volume_id).get('status')
         except exception.CinderError as e:

@@ -19,15 +19,15 @@ conductor finds them. Cinder is the reference, though: every attach and
 detach starts from ONE listing of the attachments whose ``instance`` is
 the node, so nothing is created twice and nothing is left behind.
 
-Attaching is a pipeline. Cinder's reads (the node's attachments, each
-volume) run while the agent reports its connector. Cinder work of each
-volume (checks, attachment create with the connector) runs concurrently,
-bounded by ``[ipa_cinder] attach_concurrency``; the agent connects each
-volume, in boot order, as soon as ITS attachment exists (one command at a
-time: IPA refuses a command while another runs), and its attachment is
-completed while the next ones are connected. A fresh volume costs three
-Cinder requests (volume, create, complete) plus one listing per node. Any
-failure undoes everything this run created.
+Attaching runs in three stages. Cinder's reads (the node's attachments,
+each volume) run while the agent reports its connector. Cinder work of
+each volume (checks, attachment create with the connector) runs
+concurrently, bounded by ``[ipa_cinder] attach_concurrency``. The agent
+then connects all the volumes in ONE command (``cinder.connect_volumes``,
+boot volume first: IPA runs one command at a time and each costs a round
+trip), and the attachments are completed concurrently. A fresh volume
+costs three Cinder requests (volume, create, complete) plus one listing
+per node. Any failure undoes everything this run created.
 """
 
 from concurrent import futures
@@ -37,7 +37,7 @@ from oslo_log import log
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
-from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import agent_volumes
 from ipa_cinder.conductor import concurrency
 from ipa_cinder.conductor import targets as targets_mod
 from ipa_cinder.conductor import volume_checks
@@ -91,19 +91,18 @@ class NodeVolumes(object):
                     or {})
 
     def _remember(self, volume_id, entry):
-        recorded = self._recorded()
-        recorded[volume_id] = entry
+        self._save_records(dict(self._recorded(), **{volume_id: entry}))
+
+    def _save_records(self, recorded):
         self.node.set_driver_internal_info(ATTACHMENTS_KEY, recorded)
         self.node.save()
 
     def _forget(self, volume_ids):
-        recorded = self._recorded()
-        for volume_id in volume_ids:
-            recorded.pop(volume_id, None)
+        recorded = {volume: entry for volume, entry in self._recorded().items()
+                    if volume not in volume_ids}
         if recorded:
-            self.node.set_driver_internal_info(ATTACHMENTS_KEY, recorded)
-        else:
-            self.node.del_driver_internal_info(ATTACHMENTS_KEY)
+            return self._save_records(recorded)
+        self.node.del_driver_internal_info(ATTACHMENTS_KEY)
         self.node.save()
 
     def _node_attachments(self):
@@ -172,16 +171,22 @@ class NodeVolumes(object):
         with futures.ThreadPoolExecutor(max_workers=1) as reader:
             lookup = reader.submit(self._read_cinder, prepared)
             connector = get_connector()
+        workers = CONF.ipa_cinder.attach_concurrency
         try:
             existing = lookup.result()
-            concurrency.pipeline(
-                prepared,
+            concurrency.concurrently(
                 lambda p: self._prepare(p, connector,
                                         existing.get(p.volume_id, [])),
-                self._connect, self._complete,
-                CONF.ipa_cinder.attach_concurrency)
-            for item in prepared:
-                targets_mod.write_properties(item.target, item.info)
+                prepared, workers)
+            self._connect_all(prepared)
+            # Cinder completes the attachments while Ironic's database
+            # takes the targets' connection data.
+            with futures.ThreadPoolExecutor(max_workers=1) as pool:
+                completing = pool.submit(concurrency.concurrently,
+                                         self._complete, prepared, workers)
+                for item in prepared:
+                    targets_mod.write_properties(item.target, item.info)
+                completing.result()
         except Exception as e:
             LOG.error('Node %(node)s: attaching volumes failed, rolling '
                       'back: %(err)s', {'node': self.node.uuid,
@@ -232,25 +237,19 @@ class NodeVolumes(object):
                   'att': attachment['id'], 'mode': item.mode,
                   'type': item.info.get('driver_volume_type')})
 
-    def _connect(self, item):
-        """Record the attachment, then connect it on the agent."""
-        self._remember(item.volume_id, self._entry(item))
-        protocol = str(item.info.get('driver_volume_type', '')).lower()
-        if protocol and item.target.volume_type.lower() != protocol:
-            raise _fail(self.node, item.volume_id,
-                        'volume target %s says %s but Cinder exports the '
-                        'volume as %s' % (item.target.uuid,
-                                          item.target.volume_type, protocol))
-        try:
-            item.result = agent_commands.run(
-                self.task, 'cinder.connect_volume', {
-                    'volume_id': item.volume_id,
-                    'attachment_id': item.attachment['id'],
-                    'connection_info': item.info, 'mode': item.mode,
-                    'boot': item.target.boot_index == 0})
-        except exception.AgentCommandError as e:
-            raise _fail(self.node, item.volume_id, e)
-        item.connected = True
+    def _connect_all(self, prepared):
+        """Record the attachments, then connect them all on the agent."""
+        self._save_records(dict(self._recorded(), **{
+            p.volume_id: self._entry(p) for p in prepared}))
+        for item in prepared:
+            protocol = str(item.info.get('driver_volume_type', '')).lower()
+            if protocol and item.target.volume_type.lower() != protocol:
+                raise _fail(self.node, item.volume_id,
+                            'volume target %s says %s but Cinder exports the '
+                            'volume as %s' % (item.target.uuid,
+                                              item.target.volume_type,
+                                              protocol))
+        agent_volumes.connect_all(self.task, prepared)
 
     @staticmethod
     def _entry(item):
@@ -268,8 +267,8 @@ class NodeVolumes(object):
         """Undo a failed attach: agent first, then Cinder, then records."""
         for item in reversed(prepared):
             if item.connected:
-                self._disconnect_on_agent(item.volume_id,
-                                          item.attachment['id'])
+                agent_volumes.disconnect_one(self.task, item.volume_id,
+                                             item.attachment['id'])
             if item.info is not None:
                 targets_mod.clear_properties(
                     item.target, (item.info.get('data') or {}).keys())
@@ -297,33 +296,11 @@ class NodeVolumes(object):
         if forget:
             self._forget(forget)
 
-    def _disconnect_on_agent(self, volume_id, attachment_id):
-        try:
-            agent_commands.run(self.task, 'cinder.disconnect_volume',
-                               {'attachment_id': attachment_id})
-        except exception.AgentCommandError as e:
-            LOG.error('Node %(node)s: the agent could not disconnect volume '
-                      '%(vol)s: %(err)s', {'node': self.node.uuid,
-                                           'vol': volume_id, 'err': e})
-
     # detach
 
     def disconnect_on_agent(self, all_iscsi_sessions=False):
         """Disconnect on the agent (if asked, every iSCSI session too)."""
-        # Without the flag, the parameters an older agent knows.
-        params = {'all_iscsi_sessions': True} if all_iscsi_sessions else {}
-        result = agent_commands.run(self.task, 'cinder.disconnect_all',
-                                    params)
-        gone = result.get('disconnected') or []
-        for volume_id in gone:
-            LOG.info('Node %(node)s: agent disconnected volume %(vol)s',
-                     {'node': self.node.uuid, 'vol': volume_id})
-        for session in result.get('sessions_logged_out') or []:
-            LOG.info('Node %(node)s: agent logged out of iSCSI portal '
-                     '%(portal)s, target %(iqn)s (firmware/iBFT or leftover '
-                     'session)', dict(node=self.node.uuid, iqn=session.get(
-                         'target_iqn'), portal=session.get('portal')))
-        return gone
+        return agent_volumes.disconnect_all(self.task, all_iscsi_sessions)
 
     def delete_all(self):
         """Delete every attachment of the node and clear the targets.

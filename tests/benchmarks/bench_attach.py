@@ -87,7 +87,8 @@ class Bench(object):
                  % (self.args.state_dir, self.args.port_base))
         self.sandbox = sandbox_handle.SandboxHandle.start(
             self.args.state_dir, self.args.port_base,
-            database=self.args.database)
+            database=self.args.database,
+            cinder_api_workers=self.args.cinder_api_workers)
         self.log('sandbox up in %.1f s' % self.sandbox.startup_seconds)
         logs = os.path.join(self.sandbox.state_dir, 'log')
         self.cinder_log = os.path.join(logs, 'cinder-api.log')
@@ -188,6 +189,10 @@ def parse_args(argv=None):
                         help='auto: MariaDB when mariadbd and PyMySQL are '
                              'installed (no "database is locked"), else '
                              'SQLite')
+    parser.add_argument('--cinder-api-workers', type=int,
+                        default=os.cpu_count() or 1,
+                        help='cinder-api processes (default: one per CPU, '
+                             'as Cinder itself; test sandboxes run one)')
     parser.add_argument('--repeat', type=int, default=3,
                         help='rounds of deploys (medians reported)')
     parser.add_argument('--volumes', default='1,4',
@@ -218,6 +223,7 @@ def _document(args, bench, began, load_start):
     return dict(runner.header('bench_attach', began, load_start), **{
         'repeat': args.repeat,
         'database': args.database, 'volumes': args.sizes,
+        'cinder_api_workers': args.cinder_api_workers,
         'ramdisk_heartbeat_timeout': {'sandbox': 10, 'ironic_default': 300},
         'legacy_from_code': second_ironic.LEGACY_FROM_CODE,
         'runs': bench.results['runs'], 'legacy': bench.results['legacy'],

@@ -156,6 +156,7 @@ class Deployer(object):
             text = agent.read_log()
             target.stop_agent(agent)
         written = logs.image_write(text)
+        phases = logs.image_stream_phases(text)
         heartbeat = logs.first_heartbeat(text)
         # The agent's start-up (a fixed cost of the ramdisk, the same for
         # every deploy interface) ends at its first heartbeat.
@@ -173,7 +174,11 @@ class Deployer(object):
                     'device': written[0], 'seconds': round(written[1], 3),
                     'bytes': written[2],
                     'mib_per_s': round(written[2] / 1048576.0 / written[1],
-                                       1) if written[1] else None}}
+                                       1) if written[1] else None,
+                    'setup_seconds': phases and round(phases[0], 3),
+                    'stream_mib_per_s': round(
+                        written[2] / 1048576.0 / phases[1], 1)
+                    if phases and phases[1] > 0 else None}}
 
     def run_direct(self, target=None, plugins=True, size_mib=1024):
         """A stock ``direct`` deploy + undeploy onto a new loop device."""

@@ -214,6 +214,38 @@ def first_heartbeat(agent_text):
     return parse_time(match.group(1)) if match else None
 
 
+_LINE_TIME = r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) .*'
+_DOWNLOAD_START = re.compile(_LINE_TIME + 'Attempting to download image',
+                             re.MULTILINE)
+# IPA builds a TLS context and loads the system CA certificates for every
+# download (an http:// one too); its DEBUG line ends that set-up.
+_DOWNLOAD_READY = re.compile(_LINE_TIME + 'Using system default CA '
+                             'certificates', re.MULTILINE)
+_STREAM_END = re.compile(_LINE_TIME + 'Verifying image at', re.MULTILINE)
+
+
+def image_stream_phases(agent_text):
+    """(set-up seconds, stream seconds) of the agent's last download.
+
+    IPA's ``Image streamed`` figure runs from before the download's
+    set-up to the device's close: set-up = start to the CA certificates
+    loaded, stream = from there to the checksum check (the transfer, the
+    writes and the device's close). None without the DEBUG lines.
+    """
+    starts = list(_DOWNLOAD_START.finditer(agent_text))
+    if not starts:
+        return None
+    start = starts[-1]
+    ready = _DOWNLOAD_READY.search(agent_text, start.end())
+    end = ready and _STREAM_END.search(agent_text, ready.end())
+    if not end:
+        return None
+    began, ready_at, ended = (parse_time(m.group(1))
+                              for m in (start, ready, end))
+    return ((ready_at - began).total_seconds(),
+            (ended - ready_at).total_seconds())
+
+
 def image_write(agent_text):
     """(device, seconds, bytes) of the agent's streamed image write."""
     match = None

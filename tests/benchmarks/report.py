@@ -22,10 +22,14 @@ def fmt(value, spec='%.2f'):
 
 def _load(document):
     start, end = document['load_start'], document['load_end']
-    return ['Load average (1, 5, 15 min): start %s, end %s; %d CPUs'
-            % (' '.join('%.2f' % v for v in start),
-               ' '.join('%.2f' % v for v in end) if end else '-',
-               document['cpus'])]
+    lines = ['Load average (1, 5, 15 min): start %s, end %s; %d CPUs'
+             % (' '.join('%.2f' % v for v in start),
+                ' '.join('%.2f' % v for v in end) if end else '-',
+                document['cpus'])]
+    if document.get('database'):
+        lines.append('Sandbox: %s, %s cinder-api worker(s)' % (
+            document['database'], document.get('cinder_api_workers', 1)))
+    return lines
 
 
 def _deploys(analysis, heartbeat):
@@ -137,6 +141,11 @@ def _throughput(analysis):
     for name, rate in data['agent_mib_per_s'].items():
         lines.append('  agent, %-38s %7s  x%s' % (
             name, fmt(rate, '%.0f'), fmt(data['agent_over_dd'][name])))
+    for name, rate in (data.get('agent_stream_mib_per_s') or {}).items():
+        lines.append('  agent, %-38s %7s  x%s  (after %s s of set-up)' % (
+            name.split(' (')[0] + ', bytes only', fmt(rate, '%.0f'),
+            fmt(data['agent_stream_over_dd'][name]),
+            fmt(data['agent_setup_seconds'][name], '%.3f')))
     for name, item in data['experiments'].items():
         if 'error' in item:
             lines.append('  %-45s failed: %s' % (name, item['error']))

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The conductor's attach pipeline (conductor/concurrency.py)."""
+"""Per-volume work run concurrently on the conductor (concurrency.py)."""
 
 import threading
 import time
@@ -20,94 +20,51 @@ import pytest
 from ipa_cinder.conductor import concurrency
 
 
-class _Recorder(object):
-    """Records what ran, in which thread, in which order."""
+class _Calls(object):
+    """Records the calls, how many ran at once, and fails some."""
 
-    def __init__(self, slow=(), fail_prepare=(), fail_connect=(),
-                 fail_complete=()):
-        self.slow = dict(slow)
-        self.fail = {'prepare': set(fail_prepare),
-                     'connect': set(fail_connect),
-                     'complete': set(fail_complete)}
-        self.events = []
+    def __init__(self, fail=(), slow=0.05):
+        self.fail = set(fail)
+        self.slow = slow
+        self.done = []
+        self.running = 0
+        self.most = 0
         self.lock = threading.Lock()
-        self.main = threading.current_thread()
 
-    def _record(self, what, item):
+    def __call__(self, item):
         with self.lock:
-            self.events.append((what, item))
-        if item in self.fail[what]:
-            raise RuntimeError('%s %s failed' % (what, item))
-
-    def prepare(self, item):
-        time.sleep(self.slow.get(item, 0))
-        self._record('prepare', item)
-
-    def connect(self, item):
-        assert threading.current_thread() is self.main
-        self._record('connect', item)
-
-    def complete(self, item):
-        self._record('complete', item)
-
-    def of(self, what):
-        return [item for kind, item in self.events if kind == what]
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.slow)
+        with self.lock:
+            self.running -= 1
+            self.done.append(item)
+        if item in self.fail:
+            raise RuntimeError('item %s failed' % item)
+        return item * 10
 
 
-def test_connects_in_order_as_each_is_prepared():
-    # Item 0 is prepared last: nothing may be connected before it, then
-    # everything in order.
-    rec = _Recorder(slow={0: 0.3})
-    concurrency.pipeline([0, 1, 2, 3], rec.prepare, rec.connect,
-                         rec.complete, workers=4)
-    assert rec.of('connect') == [0, 1, 2, 3]
-    assert sorted(rec.of('complete')) == [0, 1, 2, 3]
-    assert rec.events.index(('prepare', 0)) < rec.events.index(
-        ('connect', 0))
+def test_results_in_order_and_bounded():
+    calls = _Calls()
+    assert concurrency.concurrently(calls, [3, 1, 2, 0], workers=2) == [
+        30, 10, 20, 0]
+    assert calls.most == 2
+    assert sorted(calls.done) == [0, 1, 2, 3]
 
 
-def test_first_is_connected_while_others_are_prepared():
-    rec = _Recorder(slow={1: 0.3, 2: 0.3})
-    concurrency.pipeline([0, 1, 2], rec.prepare, rec.connect, rec.complete,
-                         workers=3)
-    assert rec.events.index(('connect', 0)) < rec.events.index(
-        ('prepare', 1))
-    assert rec.events.index(('complete', 0)) < rec.events.index(
-        ('prepare', 1))
+def test_first_failure_in_item_order_after_every_call_ended():
+    calls = _Calls(fail={2, 1})
+    with pytest.raises(RuntimeError, match='item 1 failed'):
+        concurrency.concurrently(calls, [0, 1, 2, 3], workers=4)
+    # Every call ran to its end: the caller can undo what each created.
+    assert sorted(calls.done) == [0, 1, 2, 3]
+    assert calls.running == 0
 
 
-def test_prepare_failure_stops_connecting_and_waits_for_the_rest():
-    rec = _Recorder(slow={2: 0.3}, fail_prepare=[1])
-    with pytest.raises(RuntimeError, match='prepare 1 failed'):
-        concurrency.pipeline([0, 1, 2], rec.prepare, rec.connect,
-                             rec.complete, workers=3)
-    assert rec.of('connect') == [0]
-    # The slow one still ran to its end: what it created is known.
-    assert sorted(rec.of('prepare')) == [0, 1, 2]
-
-
-def test_connect_failure_is_raised_and_nothing_more_connected():
-    rec = _Recorder(fail_connect=[1])
-    with pytest.raises(RuntimeError, match='connect 1 failed'):
-        concurrency.pipeline([0, 1, 2], rec.prepare, rec.connect,
-                             rec.complete, workers=2)
-    assert rec.of('connect') == [0, 1]
-    assert rec.of('complete') == [0]
-
-
-def test_complete_failure_is_raised_after_everything_ended():
-    rec = _Recorder(fail_complete=[0])
-    with pytest.raises(RuntimeError, match='complete 0 failed'):
-        concurrency.pipeline([0, 1, 2], rec.prepare, rec.connect,
-                             rec.complete, workers=2)
-    assert rec.of('connect') == [0, 1, 2]
-    assert sorted(rec.of('complete')) == [0, 1, 2]
-
-
-def test_one_worker_and_no_items():
-    rec = _Recorder()
-    concurrency.pipeline([0, 1], rec.prepare, rec.connect, rec.complete,
-                         workers=1)
-    assert rec.of('connect') == [0, 1]
-    concurrency.pipeline([], rec.prepare, rec.connect, rec.complete,
-                         workers=4)
+def test_one_worker_runs_in_the_calling_thread():
+    main = threading.current_thread()
+    seen = []
+    concurrency.concurrently(lambda i: seen.append(
+        (i, threading.current_thread() is main)), [0, 1], workers=1)
+    assert seen == [(0, True), (1, True)]
+    assert concurrency.concurrently(seen.append, [], workers=4) == []

@@ -333,22 +333,23 @@ class TestAgentValidators(object):
         for value in ({'k%d' % i: i for i in range(500)}, _nested(5000),
                       10 ** 5000, 1.0, None):
             with pytest.raises(errors.InvalidCommandParamsError) as exc:
-                extension._bool('boot', value)
+                extension.params.bool_param('boot', value)
             assert len(exc.value.details) < 200
-        assert extension._bool('boot', 'yes') is True
-        assert extension._bool('boot', 1) is True
-        assert extension._bool('boot', '0') is False
+        assert extension.params.bool_param('boot', 'yes') is True
+        assert extension.params.bool_param('boot', 1) is True
+        assert extension.params.bool_param('boot', '0') is False
 
     def test_unknown_parameters_listed_briefly(self):
         params = {'p%04d' % i: 1 for i in range(1000)}
         with pytest.raises(errors.InvalidCommandParamsError) as exc:
-            extension._validate_disconnect(None, volume_id=VOLUME, **params)
+            extension.params.validate_disconnect(None, volume_id=VOLUME,
+                                                 **params)
         assert 'and 995 more' in exc.value.details
         assert len(exc.value.details) < 300
 
     def test_deep_volume_id(self):
         with pytest.raises(errors.InvalidCommandParamsError):
-            extension._validate_connect(None, volume_id=_nested(5000))
+            extension.params.validate_connect(None, volume_id=_nested(5000))
 
     @pytest.mark.parametrize('command', [
         'cinder.get_connector', 'cinder.list_connections',
@@ -369,7 +370,7 @@ class TestAgentValidators(object):
         for protocol in ('gpfs', 'local'):
             for path in (fifo, '/etc/passwd', str(tmp_path), '/dev/null'):
                 with pytest.raises(errors.InvalidCommandParamsError) as exc:
-                    extension._validate_connect(
+                    extension.params.validate_connect(
                         None, volume_id=VOLUME, attachment_id=VOLUME,
                         connection_info={'driver_volume_type': protocol,
                                          'data': {'device_path': path}})

@@ -357,8 +357,8 @@ def test_disconnect_all_parameter_validated():
                 agent, all_iscsi_sessions=bad)
         assert 'all_iscsi_sessions must be a boolean' in exc.value.details
         assert PASSWORD not in exc.value.details
-    extension._validate_disconnect_all(agent, all_iscsi_sessions='true')
-    extension._validate_disconnect_all(agent)
+    extension.params.validate_disconnect_all(agent, all_iscsi_sessions='true')
+    extension.params.validate_disconnect_all(agent)
 
 
 def test_agent_command_reports_sessions(iscsiadm, disks, state_dir):

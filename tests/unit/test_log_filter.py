@@ -173,7 +173,7 @@ IPA_ARGS = {'volume_id': '5c8b3b5e-8a36-4b48-9a3c-6f0c1c2f7f10',
                 'auth_password': "Pw'xyz\" ,}{\u00fc"}}}
 
 
-def _ipa_execute(params):
+def _ipa_execute(params, command='cinder.connect_volume'):
     """IPA's own execute_command, which logs the arguments first."""
     from ironic_python_agent.extensions import base
 
@@ -182,7 +182,7 @@ def _ipa_execute(params):
             raise KeyError(name)
 
     with pytest.raises(Exception):
-        Agent().execute_command('cinder.connect_volume', **params)
+        Agent().execute_command(command, **params)
 
 
 @pytest.fixture
@@ -209,6 +209,21 @@ def test_ipa_command_log_masks_any_characters(capture, forget):
     assert 'Executing command: cinder.connect_volume' in output
     assert '127.0.0.1:3260' in output
     for part in ('xyz', 'us er', '{x}', '\u00fc', '\u00e9', ' ,}{'):
+        assert part not in output, output
+
+
+def test_ipa_batch_command_log_masks_every_volume(capture, forget):
+    other = {'volume_id': '0d2e4f60-1a2b-4c3d-8e9f-a0b1c2d3e4f5',
+             'connection_info': {'driver_volume_type': 'iscsi', 'data': {
+                 'target_portal': '127.0.0.2:3260',
+                 'auth_username': 'second-user-Qz',
+                 'auth_password': 'second-secret-Wq'}}}
+    _ipa_execute({'volumes': [IPA_ARGS, other]},
+                 command='cinder.connect_volumes')
+    output = capture.getvalue()
+    assert 'Executing command: cinder.connect_volumes' in output
+    assert '127.0.0.1:3260' in output and '127.0.0.2:3260' in output
+    for part in ('xyz', 'us er', '\u00fc', 'second-user', 'second-secret'):
         assert part not in output, output
 
 

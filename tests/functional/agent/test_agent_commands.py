@@ -144,6 +144,93 @@ def test_iscsi_with_chap_fails_clearly_without_leaking(agent):
     assert CHAP_USER not in log
 
 
+def test_connect_volumes_in_one_command(agent, loops):
+    (first, att1), (second, att2) = ids(), ids()
+    result = agent.command('cinder.connect_volumes', {'volumes': [
+        {'volume_id': first, 'attachment_id': att1, 'boot': True,
+         'connection_info': local(loops[0].path)},
+        {'volume_id': second, 'attachment_id': att2, 'mode': 'ro',
+         'connection_info': local(loops[1].path)}]})
+    connected = result['connected']
+    assert [c['volume_id'] for c in connected] == [first, second]
+    assert [c['device_path'] for c in connected] == [loops[0].path,
+                                                     loops[1].path]
+    assert connected[0]['boot'] is True and connected[1]['mode'] == 'ro'
+    listed = agent.command('cinder.list_connections')['connections']
+    assert sorted(c['attachment_id'] for c in listed) == sorted([att1, att2])
+    # Again: the existing connections are reused, nothing doubles.
+    again = agent.command('cinder.connect_volumes', {'volumes': [
+        {'volume_id': first, 'attachment_id': att1, 'boot': True,
+         'connection_info': local(loops[0].path)}]})
+    assert again['connected'][0]['reused'] is True
+    agent.command('cinder.disconnect_all')
+    assert agent.command('cinder.list_connections')['connections'] == []
+
+
+def test_connect_volumes_failure_undoes_the_command(agent, loops):
+    (first, att1), (second, att2) = ids(), ids()
+    response = agent.post_command('cinder.connect_volumes', {'volumes': [
+        {'volume_id': first, 'attachment_id': att1,
+         'connection_info': local(loops[0].path)},
+        {'volume_id': second, 'attachment_id': att2,
+         'connection_info': {
+             'driver_volume_type': 'iscsi',
+             'data': {'target_portal': '127.0.0.1:3260',
+                      'target_iqn': 'iqn.2010-10.org.openstack:volume-' +
+                      second, 'target_lun': 1, 'auth_method': 'CHAP',
+                      'auth_username': CHAP_USER,
+                      'auth_password': PASSWORD}}}]})
+    body = response.json()
+    assert body['command_status'] == 'FAILED'
+    error = str(body['command_error'])
+    assert second in error and 'iSCSI' in error
+    assert PASSWORD not in response.text
+    # The first volume, connected by this command, was disconnected.
+    assert agent.command('cinder.list_connections')['connections'] == []
+    log = agent.read_log()
+    assert PASSWORD not in log and CHAP_USER not in log
+
+
+def test_unknown_command_text_the_conductor_recognises(agent):
+    # An agent of an older release has no cinder.connect_volumes: the
+    # conductor falls back to one command per volume when IPA says so.
+    from ipa_cinder.conductor import agent_commands
+    response = agent.post_command('cinder.connect_volumes_of_the_future',
+                                  {})
+    assert response.status_code == 400
+    assert agent_commands._UNKNOWN_COMMAND in response.json()['faultstring']
+
+
+@pytest.mark.parametrize('volumes, field', [
+    ([], 'volumes must be a list of 1 to 64'),
+    ('all', 'volumes must be a list'),
+    ([{}] * 65, 'volumes must be a list of 1 to 64'),
+    (['x'], 'volumes[0] must be an object'),
+    ([{'colour': 'blue'}], 'colour'),
+])
+def test_connect_volumes_refuses_malformed_lists(agent, volumes, field):
+    response = agent.post_command('cinder.connect_volumes',
+                                  {'volumes': volumes})
+    assert response.status_code == 400
+    assert field in response.text
+    assert 'Traceback' not in response.text
+
+
+def test_connect_volumes_names_the_bad_item(agent, loops):
+    volume, attachment = ids()
+    good = {'volume_id': volume, 'attachment_id': attachment,
+            'connection_info': local(loops[0].path)}
+    bad = dict(good, volume_id=str(uuid.uuid4()), mode='rwx')
+    response = agent.post_command('cinder.connect_volumes',
+                                  {'volumes': [good, bad]})
+    assert response.status_code == 400
+    assert 'volumes[1]' in response.text and 'mode' in response.text
+    twice = agent.post_command('cinder.connect_volumes',
+                               {'volumes': [good, good]})
+    assert twice.status_code == 400 and 'listed twice' in twice.text
+    assert agent.command('cinder.list_connections')['connections'] == []
+
+
 @pytest.mark.parametrize('params, field', [
     ({'connection_info': {'driver_volume_type': 'floppy', 'data': {}}},
      'driver_volume_type'),

@@ -27,7 +27,7 @@ from hypothesis import settings
 from ironic_python_agent import errors
 import pytest
 
-from ipa_cinder.agent import extension
+from ipa_cinder.agent import params
 from ipa_cinder.common import connection
 from ipa_cinder.common import log_filter
 from ipa_cinder.common import secrets
@@ -153,12 +153,12 @@ VALIDATORS = {
     'initiator': _refused(connection.validate_initiator),
     'connector host': _refused(lambda v: connection.validate_connector(
         {'host': v}, 'iscsi')),
-    'agent bool': _refused(lambda v: extension._bool('boot', v)),
-    'agent volume_id': _refused(lambda v: extension._validate_connect(
+    'agent bool': _refused(lambda v: params.bool_param('boot', v)),
+    'agent volume_id': _refused(lambda v: params.validate_connect(
         None, volume_id=v)),
-    'agent unknown name': _refused(lambda v: extension._validate_disconnect(
+    'agent unknown name': _refused(lambda v: params.validate_disconnect(
         None, volume_id=None, **{v: 1})),
-    'agent initiator': _refused(lambda v: extension._validate_get_connector(
+    'agent initiator': _refused(lambda v: params.validate_get_connector(
         None, initiator=v)),
 }
 
@@ -194,9 +194,9 @@ BOUNDED = {
     'log filter, IPA arguments': _log_ipa_arguments,
     'brief': secrets.brief,
     'agent volume_id': VALIDATORS['agent volume_id'],
-    'agent mode': _refused(lambda v: extension._validate_connect(
+    'agent mode': _refused(lambda v: params.validate_connect(
         None, volume_id=fz.VOLUME, attachment_id=fz.VOLUME, mode=v)),
-    'agent connection_info': _refused(lambda v: extension._validate_connect(
+    'agent connection_info': _refused(lambda v: params.validate_connect(
         None, volume_id=fz.VOLUME, attachment_id=fz.VOLUME,
         connection_info={'driver_volume_type': 'local',
                          'data': {'device_path': v}})),

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ironic_python_agent import errors
 
-from ipa_cinder.agent import extension
+from ipa_cinder.agent import params as agent_params
 from tests.unit.fuzz import strategies as fz
 
 bools = st.one_of(st.booleans(), st.sampled_from(
@@ -37,21 +37,30 @@ names = st.one_of(
                      'initiator', 'auth_password', 'self')),
     fz.text)
 
+CONNECT = {
+    'volume_id': fz.ids, 'attachment_id': fz.ids,
+    'connection_info': st.one_of(fz.connection_infos(), fz.any_value),
+    'mode': st.one_of(st.sampled_from(('rw', 'ro')), fz.any_value),
+    'boot': bools, 'multipath': bools}
+# One volume of cinder.connect_volumes: some fields, maybe unknown ones.
+one_volume = st.one_of(
+    st.fixed_dictionaries({}, optional=CONNECT),
+    st.dictionaries(names, fz.json_values, max_size=3), fz.any_value)
+
 VALIDATORS = {
-    'connect': (extension._validate_connect, {
-        'volume_id': fz.ids, 'attachment_id': fz.ids,
-        'connection_info': st.one_of(fz.connection_infos(), fz.any_value),
-        'mode': st.one_of(st.sampled_from(('rw', 'ro')), fz.any_value),
-        'boot': bools, 'multipath': bools}),
-    'disconnect': (extension._validate_disconnect, {
+    'connect': (agent_params.validate_connect, CONNECT),
+    'connect_volumes': (agent_params.validate_connect_volumes, {
+        'volumes': st.one_of(st.lists(one_volume, max_size=4),
+                             fz.any_value)}),
+    'disconnect': (agent_params.validate_disconnect, {
         'volume_id': st.one_of(st.none(), fz.ids),
         'attachment_id': st.one_of(st.none(), fz.ids), 'force': bools}),
-    'get_connector': (extension._validate_get_connector, {
+    'get_connector': (agent_params.validate_get_connector, {
         'multipath': bools, 'enforce_multipath': bools,
         'initiator': st.one_of(
             st.none(), st.just('iqn.2004-10.org.openstack:node-1'),
             fz.text, fz.any_value)}),
-    'configure_boot': (extension._validate_configure_boot, {
+    'configure_boot': (agent_params.validate_configure_boot, {
         'initiator': st.one_of(
             st.none(), st.just('iqn.2004-10.org.openstack:node-1'),
             fz.text, fz.any_value)}),
@@ -105,7 +114,7 @@ def test_validators(call):
 @fz.counted
 def test_bool(name, value):
     try:
-        result = extension._bool(name, value)
+        result = agent_params.bool_param(name, value)
     except errors.InvalidCommandParamsError as e:
         assert name in e.details
         assert len(e.details) <= fz.MAX_MESSAGE_LENGTH
