@@ -25,7 +25,8 @@ each volume (checks, attachment create with the connector) runs
 concurrently, bounded by ``[ipa_cinder] attach_concurrency``. The agent
 then connects all the volumes in ONE command (``cinder.connect_volumes``,
 boot volume first: IPA runs one command at a time and each costs a round
-trip), and the attachments are completed concurrently. A fresh volume
+trip) while Cinder completes the attachments (complete only marks them
+attached, and a failure deletes them either way). A fresh volume
 costs three Cinder requests (volume, create, complete) plus one listing
 per node. Any failure undoes everything this run created.
 """
@@ -178,12 +179,14 @@ class NodeVolumes(object):
                 lambda p: self._prepare(p, connector,
                                         existing.get(p.volume_id, [])),
                 prepared, workers)
-            self._connect_all(prepared)
-            # Cinder completes the attachments while Ironic's database
-            # takes the targets' connection data.
+            self._record_all(prepared)
+            # Cinder completes the attachments while the agent connects
+            # the volumes and Ironic's database takes the targets'
+            # connection data; a failure of either undoes all three.
             with futures.ThreadPoolExecutor(max_workers=1) as pool:
                 completing = pool.submit(concurrency.concurrently,
                                          self._complete, prepared, workers)
+                agent_volumes.connect_all(self.task, prepared)
                 for item in prepared:
                     targets_mod.write_properties(item.target, item.info)
                 completing.result()
@@ -237,8 +240,8 @@ class NodeVolumes(object):
                   'att': attachment['id'], 'mode': item.mode,
                   'type': item.info.get('driver_volume_type')})
 
-    def _connect_all(self, prepared):
-        """Record the attachments, then connect them all on the agent."""
+    def _record_all(self, prepared):
+        """Record the attachments; each must use its target's protocol."""
         self._save_records(dict(self._recorded(), **{
             p.volume_id: self._entry(p) for p in prepared}))
         for item in prepared:
@@ -249,7 +252,6 @@ class NodeVolumes(object):
                             'volume as %s' % (item.target.uuid,
                                               item.target.volume_type,
                                               protocol))
-        agent_volumes.connect_all(self.task, prepared)
 
     @staticmethod
     def _entry(item):

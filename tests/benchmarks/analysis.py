@@ -116,6 +116,20 @@ def attach_figures(results, sizes):
         for kind in ('attach', 'detach'):
             out[kind + '_per_volume'], out[kind + '_constant'] = _linear(
                 {c: r[kind] for c, r in by_count.items()}, small, big)
+        # The anchor: Cinder's own time for the step's writes (create with
+        # the connector, complete), all volumes at once, no Ironic, no
+        # agent.
+        alone = {c: median([r['seconds'] for r in _runs(
+            results, 'cinder-alone', volumes=c)]) for c in (small, big)}
+        out['cinder_alone_seconds'] = alone
+        out['cinder_alone_ratio'] = ratio(alone.get(big), alone.get(small))
+        if None not in (alone.get(big), alone.get(small),
+                        steps.get(big), steps.get(small)):
+            # What the step adds per extra volume beyond Cinder's own
+            # extra time.
+            out['step_beyond_cinder_per_volume'] = round(
+                ((steps[big] - steps[small]) - (alone[big] - alone[small]))
+                / (big - small), 3)
     return out
 
 

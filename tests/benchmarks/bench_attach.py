@@ -133,6 +133,10 @@ class Bench(object):
                           lambda: deployer.run_cinder_agent(
                               big, cinder_log=self.cinder_log,
                               ironic_log=self.ironic_log)))
+            kinds.append(('Cinder alone, %d volume(s)' % small,
+                          lambda: deployer.cinder_alone(small)))
+            kinds.append(('Cinder alone, %d volume(s)' % big,
+                          lambda: deployer.cinder_alone(big)))
         turn = number % len(kinds)
         for name, run in kinds[turn:] + kinds[:turn]:
             if not self._time_left('round %d: %s' % (number + 1, name)):

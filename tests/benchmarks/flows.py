@@ -22,6 +22,7 @@ entry points from stevedore in the agent's process only (a
 ``sitecustomize`` on its PYTHONPATH); the installed product is untouched.
 """
 
+from concurrent import futures
 import copy
 import os
 import time
@@ -222,6 +223,48 @@ class Deployer(object):
 
     def volumes(self, count):
         return [self._volume() for _ in range(count)]
+
+    def cinder_alone(self, count):
+        """Cinder's own time for the step's writes of ``count`` volumes.
+
+        The anchor of the attach step: what ``cinder_attach_volumes``
+        asks of Cinder per volume (an attachment created WITH a connector,
+        3.54, then completed, 3.44), sent straight to Cinder for
+        ``count`` fresh volumes at once (one thread and one HTTP session
+        each, as the step's workers), without Ironic or an agent. Its
+        seconds, 1 volume against 4, show how much of the step's growth
+        is Cinder's.
+        """
+        volumes = self.volumes(count)
+        host = 'bench-cinder-alone-%d' % count
+        connector = self.sandbox.connector(host)
+
+        def attach(volume):
+            cinder = rest.CinderClient(self.sandbox.cinder_url)
+            attachment = cinder.post('/attachments', {'attachment': {
+                'volume_uuid': volume['id'], 'instance_uuid': None,
+                'connector': connector, 'mode': 'rw'}},
+                microversion='3.54')['attachment']
+            cinder.post('/attachments/%s/action' % attachment['id'],
+                        {'os-complete': None}, microversion='3.44',
+                        expect=(200, 204))
+            return attachment['id']
+
+        try:
+            began = time.monotonic()
+            with futures.ThreadPoolExecutor(max_workers=count) as pool:
+                made = list(pool.map(attach, volumes))
+            seconds = time.monotonic() - began
+            for attachment_id in made:
+                self.sandbox.cinder.delete('/attachments/%s' % attachment_id,
+                                           microversion='3.44',
+                                           expect=(200, 204))
+        finally:
+            for volume in volumes:
+                self.sandbox.delete_volume(volume['id'])
+        self.log('Cinder alone, %d volume(s): %.3f s' % (count, seconds))
+        return {'kind': 'cinder-alone', 'volumes': count,
+                'seconds': round(seconds, 3)}
 
     def _attachments(self, node_uuid):
         return self.sandbox.cinder.get(

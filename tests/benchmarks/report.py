@@ -109,6 +109,17 @@ def _requests(analysis, sizes):
     lines.append('attach step: %s s per volume + %s s' % (
         fmt(attach.get('step_per_volume'), '%.3f'),
         fmt(attach.get('step_constant'), '%.3f')))
+    alone = attach.get('cinder_alone_seconds') or {}
+    if alone:
+        small, big = min(sizes), max(sizes)
+        lines.append(
+            'Cinder alone (the step\'s create + complete of every volume at '
+            'once, no Ironic, no agent): %s s for %d, %s s for %d, ratio %s; '
+            'the step adds %s s per extra volume beyond Cinder\'s own' % (
+                fmt(alone.get(small), '%.3f'), small,
+                fmt(alone.get(big), '%.3f'), big,
+                fmt(attach.get('cinder_alone_ratio')),
+                fmt(attach.get('step_beyond_cinder_per_volume'), '%.3f')))
     return lines
 
 
