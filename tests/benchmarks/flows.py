@@ -26,6 +26,7 @@ from concurrent import futures
 import copy
 import os
 import time
+import uuid
 
 from ipa_cinder_sandbox import agents
 from ipa_cinder_sandbox import device_broker
@@ -236,13 +237,14 @@ class Deployer(object):
         is Cinder's.
         """
         volumes = self.volumes(count)
-        host = 'bench-cinder-alone-%d' % count
-        connector = self.sandbox.connector(host)
+        # Attachments need an instance: a node that does not exist.
+        instance = str(uuid.uuid4())
+        connector = self.sandbox.connector(instance)
 
         def attach(volume):
             cinder = rest.CinderClient(self.sandbox.cinder_url)
             attachment = cinder.post('/attachments', {'attachment': {
-                'volume_uuid': volume['id'], 'instance_uuid': None,
+                'volume_uuid': volume['id'], 'instance_uuid': instance,
                 'connector': connector, 'mode': 'rw'}},
                 microversion='3.54')['attachment']
             cinder.post('/attachments/%s/action' % attachment['id'],
@@ -256,8 +258,10 @@ class Deployer(object):
                 made = list(pool.map(attach, volumes))
             seconds = time.monotonic() - began
             for attachment_id in made:
+                # As a service, as the conductor deletes: Cinder then does
+                # not tell Nova about the (made-up) instance.
                 self.sandbox.cinder.delete('/attachments/%s' % attachment_id,
-                                           microversion='3.44',
+                                           microversion='3.44', service=True,
                                            expect=(200, 204))
         finally:
             for volume in volumes:
