@@ -215,11 +215,18 @@ def test_conductor_restarted_inside_cinder_call(sandbox, deployer, faults,
         while not rule.fired and time.monotonic() < deadline:
             time.sleep(0.2)
         assert rule.fired, 'the attach never reached the %s' % step
+        held_until = time.monotonic() + faults_mod.DELAY
         deployer.restart_ironic()
         final = deployer.wait_for(node, lambda n: n['provision_state'] in (
             'active', 'deploy failed'), timeout=240)
     if final['provision_state'] == 'deploy failed':
         assert final['last_error'], final
+    # The held request reaches Cinder DELAY seconds after it was sent,
+    # from a conductor that is gone; a restart quicker than that fails
+    # the node first. The undeploy comes after it, as an operator's would
+    # (one sent before it cannot see an attachment that does not exist
+    # yet: the node's next deploy or cleaning finds that one).
+    time.sleep(max(0.0, held_until + 2 - time.monotonic()))
     deployer.undeploy(node)
     # The agent's records die with its ramdisk; Cinder's view is clean.
     leaks.assert_no_leaks(sandbox, volumes=[volume], nodes=[node],
