@@ -108,6 +108,18 @@ conductor_opts = [
                     'create and complete) during cinder_attach_volumes. '
                     'The agent then connects them all in one command. 1 '
                     'prepares one volume after another.'),
+    cfg.IntOpt('agent_command_timeout',
+               default=600, min=1,
+               help='Longest wait, in seconds, for one cinder command on '
+                    'the agent (connecting all of a node\'s volumes, '
+                    'disconnecting them), counted from when it was sent. '
+                    'Ironic\'s [agent] command_timeout bounds one HTTP '
+                    'request to the agent; a command still running then '
+                    '(many volumes, an iSCSI login that is retried) is '
+                    'waited for until this bound, by a request that the '
+                    'agent answers at its end. A command still running '
+                    'after it fails the step; the agent keeps what it '
+                    'connected until cleaning disconnects it.'),
     cfg.FloatOpt('write_image_wait',
                  default=5.0, min=0, max=60,
                  help='For how long, in seconds, after the write_image '

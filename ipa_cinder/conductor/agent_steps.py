@@ -35,10 +35,8 @@ failure, reboot requests and post-step hooks are Ironic's to handle, as
 after a heartbeat.
 """
 
-import collections
 import threading
 import time
-from urllib import parse
 
 from ironic.common import exception as ironic_exc
 from ironic.common import states
@@ -48,6 +46,8 @@ from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import agent_client
 from oslo_log import log
 
+from ipa_cinder.conductor import agent_long_poll
+
 LOG = log.getLogger(__name__)
 
 #: Seconds between two looks at the agent's command list, when the agent
@@ -56,29 +56,7 @@ POLL_INTERVAL = 0.5
 
 _PURPOSE = 'watching the agent step'
 _WAITING = (states.DEPLOYING, states.DEPLOYWAIT)
-_RUNNING = 'RUNNING'
-_MASK = '***'
-# The HTTP library of Ironic's agent client (through Ironic: not a
-# requirement of ours) raises this when the agent has not answered in time.
-_READ_TIMEOUT = agent_client.requests.exceptions.ReadTimeout
-
-# The long-poll of one agent command: what it needs once the node's task
-# is gone (the client, with its session, outlives the task).
-_Request = collections.namedtuple('_Request', 'client url params verify')
-
-
-def _masked(what, token):
-    # requests and urllib3 put the URL, query included, in their errors:
-    # the agent token must not reach the log with them.
-    text = str(what)
-    if token:
-        for form in (token, parse.quote(token, safe='')):
-            text = text.replace(form, _MASK)
-    return text
-
-
-def _token(node):
-    return node.driver_internal_info.get('agent_secret_token')
+_RUNNING = agent_long_poll.RUNNING
 
 
 def _commands(task):
@@ -90,7 +68,8 @@ def _commands(task):
         # The heartbeat path retries and reports this properly.
         LOG.debug('Node %(node)s: no command status from the agent '
                   '(%(err)s)', {'node': task.node.uuid,
-                                'err': _masked(e, _token(task.node))})
+                                'err': agent_long_poll.masked(
+                                    e, agent_long_poll.token(task.node))})
         return None
 
 
@@ -135,58 +114,14 @@ def _request(task, commands):
         LOG.debug('Node %s: no running deploy step command with an id in '
                   'the agent\'s list; polling it', node.uuid)
         return None
-    client = agent_client.get_client(task)
-    # The agent's URL, TLS verification and token as Ironic's agent
-    # client sends its own requests.
-    params = {'wait': 'true'}
-    token = _token(node)
-    if token:
-        params['agent_token'] = token
     try:
-        return _Request(client,
-                        client._get_command_url(node)
-                        + parse.quote(command_id, safe=''),
-                        params, client._get_verify(node))
+        return agent_long_poll.request(task, command_id)
     except Exception as e:
         LOG.debug('Node %(node)s: cannot ask the agent for its command '
                   '(%(err)s); polling it',
-                  {'node': node.uuid, 'err': _masked(e, token)})
+                  {'node': node.uuid, 'err': agent_long_poll.masked(
+                      e, agent_long_poll.token(node))})
         return None
-
-
-def _long_poll(request, node_uuid, seconds):
-    """Wait up to ``seconds`` for the agent to answer that it ended.
-
-    No lock is held: the node may be aborted or a heartbeat may come
-    meanwhile, as without the watch.
-
-    :returns: True when it ended, False when it still runs after
-        ``seconds``, None when the agent cannot tell (poll instead).
-    """
-    token = request.params.get('agent_token')
-    try:
-        # The read timeout bounds the wait: the agent sends nothing
-        # before the command has ended.
-        response = request.client.session.get(
-            request.url, params=request.params, verify=request.verify,
-            timeout=(seconds, seconds))
-        response.raise_for_status()
-        status = response.json()['command_status']
-    except _READ_TIMEOUT:
-        return False
-    except Exception as e:
-        # An HTTP error, no connection, an agent without this endpoint
-        # or a strange answer: the command list still tells.
-        LOG.debug('Node %(node)s: the agent did not answer the end of its '
-                  'command (%(cls)s: %(err)s); polling it',
-                  {'node': node_uuid, 'cls': type(e).__name__,
-                   'err': _masked(e, token)})
-        return None
-    if status == _RUNNING:
-        LOG.debug('Node %s: the agent answered before the end of its '
-                  'command; polling it', node_uuid)
-        return None
-    return True
 
 
 def _look(context, node_uuid, long_poll=False):
@@ -232,9 +167,12 @@ def ended_within(context, node_uuid, seconds):
         return False
     remaining = deadline - time.monotonic()
     if command is None and request is not None and remaining > 0:
-        ended = _long_poll(request, node_uuid, remaining)
+        ended = agent_long_poll.wait(request, node_uuid, remaining).ended
         if ended is False:
             return _still_running(node_uuid, step, seconds)
+        if ended is None:
+            LOG.debug('Node %s: no end of the command from the agent; '
+                      'polling it', node_uuid)
         if ended:
             # The agent's word is not Ironic's decision: the node must
             # still wait and the command list must show the step's end,
