@@ -126,18 +126,9 @@ def _wait_for_end(task, name, command, started):
 
 
 def _poll_for_end(task, name, command_id, started, deadline):
-    client = agent_client.get_client(task)
     while time.monotonic() + POLL_INTERVAL <= deadline:
         time.sleep(POLL_INTERVAL)
-        try:
-            commands = client.get_commands_status(
-                task.node, retry_connection=False, expect_errors=True)
-        except Exception as e:
-            LOG.debug('Node %(node)s: no command status from the agent '
-                      '(%(err)s)', {'node': task.node.uuid,
-                                    'err': agent_long_poll.masked(
-                                        e, agent_long_poll.token(task.node))})
-            continue
+        commands = agent_long_poll.command_list(task)
         for command in commands or ():
             if (isinstance(command, dict) and command.get('id') == command_id
                     and command.get('command_status')

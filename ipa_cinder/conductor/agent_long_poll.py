@@ -61,6 +61,22 @@ def masked(what, agent_token):
     return text
 
 
+def command_list(task):
+    """The agent's command list, or None if the agent does not answer.
+
+    Without Ironic's retries: the callers look again soon, and a heartbeat
+    reports what they miss.
+    """
+    try:
+        return agent_client.get_client(task).get_commands_status(
+            task.node, retry_connection=False, expect_errors=True)
+    except Exception as e:
+        LOG.debug('Node %(node)s: no command status from the agent '
+                  '(%(err)s)', {'node': task.node.uuid,
+                                'err': masked(e, token(task.node))})
+        return None
+
+
 def request(task, command_id):
     """The long-poll of the node's agent command ``command_id``.
 

@@ -43,7 +43,6 @@ from ironic.common import states
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.drivers.modules import agent_base
-from ironic.drivers.modules import agent_client
 from oslo_log import log
 
 from ipa_cinder.conductor import agent_long_poll
@@ -57,20 +56,6 @@ POLL_INTERVAL = 0.5
 _PURPOSE = 'watching the agent step'
 _WAITING = (states.DEPLOYING, states.DEPLOYWAIT)
 _RUNNING = agent_long_poll.RUNNING
-
-
-def _commands(task):
-    """The agent's command list, or None if the agent does not answer."""
-    try:
-        return agent_client.get_client(task).get_commands_status(
-            task.node, retry_connection=False, expect_errors=True)
-    except Exception as e:
-        # The heartbeat path retries and reports this properly.
-        LOG.debug('Node %(node)s: no command status from the agent '
-                  '(%(err)s)', {'node': task.node.uuid,
-                                'err': agent_long_poll.masked(
-                                    e, agent_long_poll.token(task.node))})
-        return None
 
 
 def _completed(task, commands):
@@ -138,7 +123,7 @@ def _look(context, node_uuid, long_poll=False):
         if node.provision_state not in _WAITING:
             return False, None, None, None
         step = (node.deploy_step or {}).get('step')
-        commands = _commands(task)
+        commands = agent_long_poll.command_list(task)
         command = _completed(task, commands)
         request = None
         if long_poll and command is None:

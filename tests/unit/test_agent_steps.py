@@ -121,7 +121,7 @@ def world(monkeypatch):
                                         deploy=deploy))
 
     monkeypatch.setattr(agent_steps.task_manager, 'acquire', acquire)
-    monkeypatch.setattr(agent_steps.agent_client, 'get_client',
+    monkeypatch.setattr(agent_steps.agent_long_poll.agent_client, 'get_client',
                         lambda task: state.agent)
     monkeypatch.setattr(agent_steps, 'POLL_INTERVAL', 0.01)
     return state
