@@ -110,8 +110,7 @@ def _check_connect(where, /, volume_id=None, attachment_id=None,
     _check_device(info, volume_id)
 
 
-#: Volumes one cinder.connect_volumes command may connect, at most.
-MAX_VOLUMES_PER_COMMAND = 64
+MAX_VOLUMES_PER_COMMAND = connection.MAX_VOLUMES_PER_COMMAND
 
 
 def validate_connect_volumes(self, volumes=None, **extra):

@@ -45,6 +45,10 @@ _PROTOCOL_CONNECTOR_KEYS = {
 
 VALID_MODES = ('rw', 'ro')
 
+#: Volumes one cinder.connect_volumes command may connect, at most; the
+#: conductor sends a node with more volumes in several commands.
+MAX_VOLUMES_PER_COMMAND = 64
+
 #: The longest iSCSI name (RFC 3720, section 3.2.6.1).
 MAX_ISCSI_NAME_LENGTH = 223
 # iqn.yyyy-mm.reversed.domain[:anything], eui.<16 hex>, naa.<16 or 32 hex>;

@@ -21,11 +21,15 @@ An agent of an older release, which does not have it, gets one
 
 from oslo_log import log
 
+from ipa_cinder.common import connection
 from ipa_cinder.common import secrets
 from ipa_cinder.conductor import agent_commands
 from ipa_cinder import exception
 
 LOG = log.getLogger(__name__)
+
+#: Volumes per cinder.connect_volumes command (the agent refuses more).
+PER_COMMAND = connection.MAX_VOLUMES_PER_COMMAND
 
 
 def _params(item):
@@ -47,35 +51,44 @@ def connect_all(task, items):
     """Connect the prepared volumes on the agent, in the order given.
 
     Sets ``result`` (the agent's answer for the volume) and ``connected``
-    of every item.
+    of every item. One command connects up to
+    ``MAX_VOLUMES_PER_COMMAND`` volumes; a node with more gets several.
 
     :param items: objects with ``volume_id``, ``attachment``, ``info``
         (connection info), ``mode`` and ``target``.
     :raises: VolumeAttachError naming the node (and the volume, when one
         command per volume was used).
     """
+    for first in range(0, len(items), PER_COMMAND):
+        if not _connect_batch(task, items[first:first + PER_COMMAND]):
+            LOG.info('Node %s: the agent has no cinder.connect_volumes (a '
+                     'ramdisk of an older release); connecting one volume '
+                     'per command', task.node.uuid)
+            for item in items[first:]:
+                _connect_one(task, item)
+            return
+
+
+def _connect_batch(task, batch):
+    """One cinder.connect_volumes; False if the agent does not know it."""
     node = task.node.uuid
     try:
         result = agent_commands.run(task, 'cinder.connect_volumes',
-                                    {'volumes': [_params(i) for i in items]})
+                                    {'volumes': [_params(i) for i in batch]})
     except exception.AgentCommandUnknown:
-        LOG.info('Node %s: the agent has no cinder.connect_volumes (a '
-                 'ramdisk of an older release); connecting one volume per '
-                 'command', node)
-        for item in items:
-            _connect_one(task, item)
-        return
+        return False
     except exception.AgentCommandError as e:
-        _maybe_connected(items)
+        _maybe_connected(batch)
         raise exception.VolumeAttachError(node, None, e)
     results = result.get('connected')
-    if not isinstance(results, list) or len(results) != len(items):
-        _maybe_connected(items)
+    if not isinstance(results, list) or len(results) != len(batch):
+        _maybe_connected(batch)
         raise exception.VolumeAttachError(
             node, None, 'the agent answered cinder.connect_volumes for %s '
-            'of %d volumes' % (secrets.brief(results, 40), len(items)))
-    for item, one in zip(items, results):
+            'of %d volumes' % (secrets.brief(results, 40), len(batch)))
+    for item, one in zip(batch, results):
         item.result, item.connected = one, True
+    return True
 
 
 def _connect_one(task, item):

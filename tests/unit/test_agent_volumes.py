@@ -108,3 +108,39 @@ def test_disconnect_one_only_logs_a_failure(run, caplog):
     run.side_effect = exception.AgentCommandError('agent gone')
     agent_volumes.disconnect_one(run.task, 'vol-0', 'att-0')
     assert 'could not disconnect volume vol-0' in caplog.text
+
+
+def _answer(task, name, params):
+    return {'connected': [{'device_path': '/dev/%s' % v['volume_id']}
+                          for v in params['volumes']]}
+
+
+def test_more_volumes_than_one_command_takes(run):
+    per = agent_volumes.PER_COMMAND
+    items = _items(2 * per + 2)
+    run.side_effect = _answer
+    agent_volumes.connect_all(run.task, items)
+    sizes = [len(call[0][2]['volumes']) for call in run.call_args_list]
+    assert sizes == [per, per, 2]
+    # The boot volume once, in the first command.
+    boots = [v['boot'] for call in run.call_args_list
+             for v in call[0][2]['volumes']]
+    assert boots == [True] + [False] * (2 * per + 1)
+    assert all(i.connected for i in items)
+    assert items[-1].result == {'device_path': '/dev/vol-%d' % (2 * per + 1)}
+
+
+def test_failed_later_command_leaves_the_rest_untouched(run):
+    per = agent_volumes.PER_COMMAND
+    items = _items(2 * per + 2)
+    run.side_effect = [_answer(None, None, {'volumes': [
+        {'volume_id': 'vol-%d' % i} for i in range(per)]}),
+        exception.AgentCommandError('no device')]
+    with pytest.raises(exception.VolumeAttachError) as exc:
+        agent_volumes.connect_all(run.task, items)
+    assert NODE in str(exc.value) and 'no device' in str(exc.value)
+    # The rollback disconnects the first two commands' volumes (the second
+    # may have connected some before failing); the third was never sent.
+    assert all(i.connected for i in items[:2 * per])
+    assert not any(i.connected for i in items[2 * per:])
+    assert run.call_count == 2
