@@ -168,6 +168,10 @@ class AgentCommandUnknown(AgentCommandError):
     """The agent has no such command (a ramdisk of an older release)."""
 
 
+class AgentBusy(AgentCommandError):
+    """The agent refused a command: another one of it still runs."""
+
+
 class VolumeAttachError(IpaCinderError):
     """Attaching or detaching a node's volume failed on the conductor.
 

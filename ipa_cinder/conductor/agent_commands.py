@@ -50,7 +50,8 @@ def run(task, name, params=None):
     :param name: the command, e.g. ``cinder.connect_volume``.
     :param params: its parameters.
     :raises: AgentCommandError with the agent's (masked) reason;
-        AgentCommandUnknown when the agent has no such command.
+        AgentCommandUnknown when the agent has no such command; AgentBusy
+        when it still runs another one.
     """
     client = agent_client.get_client(task)
     started = time.monotonic()
@@ -59,7 +60,9 @@ def run(task, name, params=None):
                                  params=params or {}, wait=True)
     except ironic_exc.IronicException as e:
         error = exception.AgentCommandError
-        if _UNKNOWN_COMMAND in str(e):
+        if isinstance(e, ironic_exc.AgentInProgress):
+            error = exception.AgentBusy
+        elif _UNKNOWN_COMMAND in str(e):
             error = exception.AgentCommandUnknown
         raise error(
             'agent command %s failed: %s' % (name, secrets.safe_text(e)))

@@ -101,14 +101,21 @@ def _connect_one(task, item):
 
 
 def disconnect_one(task, volume_id, attachment_id):
-    """Disconnect one volume on the agent; a failure is only logged."""
+    """Disconnect one volume on the agent; a failure is only logged.
+
+    :returns: False when the agent is busy with another command (the
+        caller's further disconnects would be refused too), else True.
+    """
     try:
         agent_commands.run(task, 'cinder.disconnect_volume',
                            {'attachment_id': attachment_id})
+    except exception.AgentBusy:
+        return False
     except exception.AgentCommandError as e:
         LOG.error('Node %(node)s: the agent could not disconnect volume '
                   '%(vol)s: %(err)s', {'node': task.node.uuid,
                                        'vol': volume_id, 'err': e})
+    return True
 
 
 def disconnect_all(task, all_iscsi_sessions=False):

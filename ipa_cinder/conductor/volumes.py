@@ -267,13 +267,23 @@ class NodeVolumes(object):
 
     def _rollback(self, prepared):
         """Undo a failed attach: agent first, then Cinder, then records."""
+        busy = []
         for item in reversed(prepared):
             if item.connected:
-                agent_volumes.disconnect_one(self.task, item.volume_id,
-                                             item.attachment['id'])
+                if busy or not agent_volumes.disconnect_one(
+                        self.task, item.volume_id, item.attachment['id']):
+                    busy.append(item.volume_id)
             if item.info is not None:
                 targets_mod.clear_properties(
                     item.target, (item.info.get('data') or {}).keys())
+        if busy:
+            # One line, not one refusal per volume: the agent runs
+            # another command (one that outlived agent_command_timeout).
+            LOG.error('Node %(node)s: the agent is still busy with another '
+                      'command and refuses to disconnect volume(s) %(vols)s; '
+                      'they stay connected on the node until it is cleaned '
+                      'or powered off', {'node': self.task.node.uuid,
+                                         'vols': ', '.join(busy)})
         forget = []
         for item in prepared:
             if not item.created:

@@ -144,3 +144,12 @@ def test_failed_later_command_leaves_the_rest_untouched(run):
     assert all(i.connected for i in items[:2 * per])
     assert not any(i.connected for i in items[2 * per:])
     assert run.call_count == 2
+
+
+def test_disconnect_one_tells_a_busy_agent(run, caplog):
+    run.side_effect = exception.AgentBusy('agent is busy')
+    assert agent_volumes.disconnect_one(run.task, 'vol-0', 'att-0') is False
+    assert 'could not disconnect' not in caplog.text
+    run.side_effect = exception.AgentCommandError('flush failed')
+    assert agent_volumes.disconnect_one(run.task, 'vol-0', 'att-0') is True
+    assert 'flush failed' in caplog.text

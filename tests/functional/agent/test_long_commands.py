@@ -28,6 +28,7 @@ from ironic.conf import CONF as IRONIC_CONF
 import pytest
 
 from ipa_cinder.conductor import agent_commands
+from ipa_cinder.conductor import agent_volumes
 from ipa_cinder import conf
 from ipa_cinder import exception
 from ipa_cinder_sandbox import errors
@@ -140,6 +141,10 @@ def test_command_still_running_at_the_bound(agent, loops, timeouts):
         assert 'agent_command_timeout' in message
         # Bounded: not Ironic's 60 s, not the agent's end.
         assert bound <= took < bound + 3
+        # The rollback's disconnect meets a busy agent (IPA's 409, Ironic's
+        # AgentInProgress): told apart, so the rollback says it once.
+        assert agent_volumes.disconnect_one(
+            _task(agent), item['volume_id'], item['attachment_id']) is False
     finally:
         timer.join()
     # The agent finishes on its own; its connection stays until a
