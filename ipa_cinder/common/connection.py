@@ -45,8 +45,7 @@ _PROTOCOL_CONNECTOR_KEYS = {
 
 VALID_MODES = ('rw', 'ro')
 
-#: Volumes one cinder.connect_volumes command may connect, at most; the
-#: conductor sends a node with more volumes in several commands.
+#: Volumes one cinder.connect_volumes command may connect, at most.
 MAX_VOLUMES_PER_COMMAND = 64
 
 #: The longest iSCSI name (RFC 3720, section 3.2.6.1).
