@@ -84,9 +84,9 @@ def run(task, name, params=None):
 def _still_running(node_uuid, name, started):
     return exception.AgentCommandError(
         'agent command %(cmd)s of node %(node)s still running after '
-        '%(secs).0f s ([ipa_cinder] agent_command_timeout); what it connects '
-        'stays '
-        'connected on the agent until the node is cleaned' %
+        '%(secs).0f s ([ipa_cinder] agent_command_timeout); the agent ends '
+        'it on its own, and what it connects stays connected until the node '
+        'is cleaned or powered off' %
         {'cmd': name, 'node': node_uuid,
          'secs': time.monotonic() - started})
 
